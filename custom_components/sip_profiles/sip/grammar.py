@@ -26,7 +26,7 @@ def is_token(text: str) -> bool:
 
 
 def quote(value: str) -> str:
-    """Return ``value`` as a quoted-string, escaping ``"`` and ``\\``."""
+    """Return ``value`` as a quoted-string, escaping double quotes and backslashes."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
