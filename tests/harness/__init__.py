@@ -1,0 +1,1 @@
+"""Real servers the tests run against: Kamailio (registrar, presence, TLS) and friends."""
