@@ -1,0 +1,401 @@
+"""Digest authentication as SIP uses it (RFC 3261 §22, RFC 7616 and RFC 8760 algorithms).
+
+The client works on header values and request facts only: it reads the ``WWW-Authenticate``
+or ``Proxy-Authenticate`` values of a 401 or 407, decides whether to answer, and writes the
+``Authorization`` or ``Proxy-Authorization`` values of the next request. Per realm it keeps the
+last nonce, so later requests answer pre-emptively with the next nonce count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+import hashlib
+import re
+import secrets
+
+from .errors import LocalProtocolError, RemoteProtocolError
+from .grammar import WSP, is_token, param, parse_params, quote, split_outside_quotes
+
+
+class Algorithm(Enum):
+    """A digest algorithm; the value is its name in the ``algorithm`` directive."""
+
+    MD5 = "MD5"
+    MD5_SESS = "MD5-sess"
+    SHA_256 = "SHA-256"
+    SHA_256_SESS = "SHA-256-sess"
+    SHA_512_256 = "SHA-512-256"
+    SHA_512_256_SESS = "SHA-512-256-sess"
+
+    @property
+    def session(self) -> bool:
+        """Whether A1 mixes in the nonce and cnonce (the ``-sess`` variants)."""
+        return self.value.endswith("-sess")
+
+    @property
+    def strength(self) -> int:
+        """Rank for choosing among challenges; a ``-sess`` variant ranks with its base."""
+        return _STRENGTH[self.value.removesuffix("-sess")]
+
+    def hexdigest(self, data: bytes) -> str:
+        """The lower-case hex hash of ``data`` with this algorithm's hash function."""
+        return hashlib.new(_HASH_NAMES[self.value.removesuffix("-sess")], data).hexdigest()
+
+
+_HASH_NAMES = {"MD5": "md5", "SHA-256": "sha256", "SHA-512-256": "sha512_256"}
+_STRENGTH = {"MD5": 0, "SHA-256": 1, "SHA-512-256": 2}
+_BY_NAME = {
+    algorithm.value.lower(): algorithm
+    for algorithm in Algorithm
+    if _HASH_NAMES[algorithm.value.removesuffix("-sess")] in hashlib.algorithms_available
+}
+_KNOWN_QOP = frozenset({"auth", "auth-int"})
+_SCHEME_RE = re.compile(r"([^ \t=]+)[ \t]*(.*)", re.DOTALL)
+_LINE_BREAKING = frozenset("\r\n\0")
+_SECRET_DIRECTIVES = frozenset({"response", "cnonce", "nonce", "nextnonce", "rspauth"})
+_MASK = '"***"'
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A username and password, for one realm or (realm None) for any realm."""
+
+    username: str
+    password: str = field(repr=False)
+    realm: str | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a username that could not be written into a header."""
+        if _LINE_BREAKING.intersection(self.username):
+            raise LocalProtocolError("a username must not contain line breaks or NUL")
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """One Digest challenge from a ``WWW-Authenticate`` or ``Proxy-Authenticate`` value."""
+
+    realm: str
+    nonce: str
+    algorithm: Algorithm
+    qop: frozenset[str]
+    opaque: str | None
+    stale: bool
+    proxy: bool
+    """Whether it came in ``Proxy-Authenticate`` (a 407)."""
+
+
+def _split_schemes(value: str) -> list[tuple[str, list[str]]]:
+    """Split a header value into (auth scheme, its raw ``name=value`` items) pairs.
+
+    Challenges and their parameters share the comma as separator; an item whose first word
+    is not followed by ``=`` opens the next challenge.
+    """
+    schemes: list[tuple[str, list[str]]] = []
+    for part in split_outside_quotes(value, ","):
+        text = part.strip(WSP)
+        if not text:
+            continue
+        match = _SCHEME_RE.fullmatch(text)
+        if match is None:
+            raise RemoteProtocolError(f"bad authentication item {text!r}")
+        head, rest = match.groups()
+        if rest.startswith("="):
+            if not schemes:
+                raise RemoteProtocolError(f"parameter before any scheme in {value!r}")
+            schemes[-1][1].append(text)
+            continue
+        if not is_token(head):
+            raise RemoteProtocolError(f"bad authentication scheme {head!r}")
+        schemes.append((head, [rest] if rest else []))
+    return schemes
+
+
+def _parse_digest(items: list[str], *, proxy: bool) -> Challenge | None:
+    """Read one Digest challenge; None when it asks for something we do not support."""
+    params = parse_params(",".join(items), ",")
+    names = [name for name, _ in params]
+    if len(names) != len(set(names)):
+        raise RemoteProtocolError(f"repeated directive in Digest challenge {items!r}")
+    realm = param(params, "realm")
+    nonce = param(params, "nonce")
+    if realm is None or nonce is None:
+        raise RemoteProtocolError("Digest challenge without realm or nonce")
+    algorithm = _BY_NAME.get((param(params, "algorithm") or "MD5").lower())
+    qop_value = param(params, "qop")
+    qop = frozenset(
+        item.strip(WSP).lower() for item in (qop_value or "").split(",") if item.strip(WSP)
+    )
+    if algorithm is None or (qop and not qop & _KNOWN_QOP):
+        return None
+    return Challenge(
+        realm=realm,
+        nonce=nonce,
+        algorithm=algorithm,
+        qop=qop,
+        opaque=param(params, "opaque"),
+        stale=(param(params, "stale") or "").lower() == "true",
+        proxy=proxy,
+    )
+
+
+def parse_challenges(value: str, *, proxy: bool) -> list[Challenge]:
+    """Parse the Digest challenges of one ``WWW-Authenticate``/``Proxy-Authenticate`` value.
+
+    Other schemes (``Basic``, ``NTLM``, ...) and Digest challenges with an algorithm or qop
+    we do not support are skipped. A malformed value raises RemoteProtocolError.
+    """
+    if _LINE_BREAKING.intersection(value):
+        raise RemoteProtocolError("line break or NUL in an authentication header")
+    challenges: list[Challenge] = []
+    for scheme, items in _split_schemes(value):
+        if scheme.lower() != "digest":
+            continue
+        challenge = _parse_digest(items, proxy=proxy)
+        if challenge is not None:
+            challenges.append(challenge)
+    return challenges
+
+
+class ChallengeOutcome(Enum):
+    """What to do after a 401 or 407."""
+
+    ANSWERED = "answered"
+    """Send the request again with ``authorization_headers()``."""
+    STALE = "stale"
+    """Likewise; the nonce had only expired, the credentials were good."""
+    REJECTED = "rejected"
+    """Our fresh answer for a realm was refused: the credentials are wrong, do not resend."""
+    NO_CREDENTIALS = "no_credentials"
+    """We hold no credentials for any realm asked."""
+    UNSUPPORTED = "unsupported"
+    """No Digest challenge with an algorithm we support."""
+
+
+class _AnswerState(Enum):
+    """Where the answer for one realm stands."""
+
+    PENDING = "pending"  # challenged; the next request carries a fresh answer
+    SENT = "sent"  # a fresh answer went out; a new challenge now means it was refused
+    ACCEPTED = "accepted"  # a request carrying it succeeded; later requests reuse the nonce
+    REUSED = "reused"  # a pre-emptive answer on an accepted nonce went out
+    REJECTED = "rejected"  # a fresh answer was refused; never sent again
+
+
+@dataclass(slots=True)
+class _RealmAnswer:
+    """The nonce held for one realm and what became of our answers to it."""
+
+    challenge: Challenge
+    credentials: Credentials
+    after_stale: bool
+    state: _AnswerState = _AnswerState.PENDING
+    nonce_count: int = 0
+    session_cnonce: str | None = None
+
+
+class DigestClient:
+    """Answers digest challenges for one user agent's requests.
+
+    Typical use: a 401 arrives -> ``handle_challenge`` -> ANSWERED -> the request is sent again
+    with ``authorization_headers()`` -> a 2xx -> ``request_succeeded()``. Later requests carry
+    ``authorization_headers()`` at once, saving the round trip of a challenge.
+    """
+
+    def __init__(
+        self,
+        credentials: Sequence[Credentials],
+        *,
+        cnonce_factory: Callable[[], str] = lambda: secrets.token_hex(16),
+    ) -> None:
+        """Hold ``credentials`` (the first one matching a realm wins, realm None last)."""
+        self._credentials = tuple(credentials)
+        self._cnonce_factory = cnonce_factory
+        self._answers: dict[tuple[bool, str], _RealmAnswer] = {}
+
+    def _credentials_for(self, realm: str) -> Credentials | None:
+        exact = next((item for item in self._credentials if item.realm == realm), None)
+        return exact or next((item for item in self._credentials if item.realm is None), None)
+
+    def handle_challenge(self, status: int, challenge_values: Sequence[str]) -> ChallengeOutcome:
+        """Take the challenges of a 401 (``WWW-Authenticate``) or 407 (``Proxy-Authenticate``).
+
+        Every realm challenged that we hold credentials for is answered with the strongest
+        algorithm offered for it. A malformed value raises RemoteProtocolError and changes
+        nothing.
+        """
+        if status not in (401, 407):
+            raise LocalProtocolError(f"status {status} carries no challenge")
+        proxy = status == 407
+        strongest: dict[str, Challenge] = {}
+        for value in challenge_values:
+            for challenge in parse_challenges(value, proxy=proxy):
+                held = strongest.get(challenge.realm)
+                if held is None or challenge.algorithm.strength > held.algorithm.strength:
+                    strongest[challenge.realm] = challenge
+        if not strongest:
+            return ChallengeOutcome.UNSUPPORTED
+        outcomes: list[ChallengeOutcome] = []
+        for realm, challenge in strongest.items():
+            credentials = self._credentials_for(realm)
+            if credentials is not None:
+                outcomes.append(self._answer(challenge, credentials))
+        if not outcomes:
+            return ChallengeOutcome.NO_CREDENTIALS
+        if ChallengeOutcome.REJECTED in outcomes:
+            return ChallengeOutcome.REJECTED
+        if all(outcome is ChallengeOutcome.STALE for outcome in outcomes):
+            return ChallengeOutcome.STALE
+        return ChallengeOutcome.ANSWERED
+
+    def _answer(self, challenge: Challenge, credentials: Credentials) -> ChallengeOutcome:
+        key = (challenge.proxy, challenge.realm)
+        previous = self._answers.get(key)
+        if previous is not None and (
+            previous.state is _AnswerState.REJECTED
+            or (
+                previous.state is _AnswerState.SENT
+                # A stale challenge to an answer that itself used a nonce just called stale
+                # would make the server and us loop for ever; treat it as a refusal.
+                and (not challenge.stale or previous.after_stale)
+            )
+        ):
+            previous.state = _AnswerState.REJECTED
+            return ChallengeOutcome.REJECTED
+        self._answers[key] = _RealmAnswer(challenge, credentials, after_stale=challenge.stale)
+        return ChallengeOutcome.STALE if challenge.stale else ChallengeOutcome.ANSWERED
+
+    def authorization_headers(
+        self, method: str, uri: str, body: bytes = b""
+    ) -> list[tuple[str, str]]:
+        """The (header name, value) pairs answering every nonce held; empty before a challenge.
+
+        ``uri`` is the Request-URI, ``body`` the message body (hashed for qop=auth-int). Each
+        call counts as one request sent: the nonce count goes up by one.
+        """
+        if not is_token(method):
+            raise LocalProtocolError(f"bad method {method!r}")
+        if _LINE_BREAKING.intersection(uri):
+            raise LocalProtocolError("a Request-URI must not contain line breaks or NUL")
+        headers: list[tuple[str, str]] = []
+        for answer in self._answers.values():
+            if answer.state is _AnswerState.REJECTED:
+                continue
+            answer.nonce_count += 1
+            if answer.state is _AnswerState.PENDING:
+                answer.state = _AnswerState.SENT
+            elif answer.state is _AnswerState.ACCEPTED:
+                answer.state = _AnswerState.REUSED
+            name = "Proxy-Authorization" if answer.challenge.proxy else "Authorization"
+            headers.append((name, self._authorization(answer, method, uri, body)))
+        return headers
+
+    def _authorization(self, answer: _RealmAnswer, method: str, uri: str, body: bytes) -> str:
+        challenge = answer.challenge
+        algorithm = challenge.algorithm
+        credentials = answer.credentials
+        if algorithm.session:
+            # The session key H(A1) is fixed for the nonce's lifetime (RFC 2617 §3.2.2.2);
+            # keeping its cnonce satisfies servers that recompute it from each request too.
+            if answer.session_cnonce is None:
+                answer.session_cnonce = self._cnonce_factory()
+            cnonce = answer.session_cnonce
+        else:
+            cnonce = self._cnonce_factory()
+        qop = "auth" if "auth" in challenge.qop else ("auth-int" if challenge.qop else None)
+        nc = f"{answer.nonce_count:08x}"
+        response = digest_response(
+            algorithm,
+            username=credentials.username,
+            realm=challenge.realm,
+            password=credentials.password,
+            method=method,
+            uri=uri,
+            nonce=challenge.nonce,
+            qop=qop,
+            nc=nc,
+            cnonce=cnonce,
+            body=body,
+        )
+        directives = [
+            f"username={quote(credentials.username)}",
+            f"realm={quote(challenge.realm)}",
+            f"nonce={quote(challenge.nonce)}",
+            f"uri={quote(uri)}",
+            f"response={quote(response)}",
+            f"algorithm={algorithm.value}",
+        ]
+        # A -sess A1 needs the cnonce even when the server offered no qop.
+        if qop is not None or algorithm.session:
+            directives.append(f"cnonce={quote(cnonce)}")
+        if challenge.opaque is not None:
+            directives.append(f"opaque={quote(challenge.opaque)}")
+        if qop is not None:
+            directives.extend((f"qop={qop}", f"nc={nc}"))
+        return "Digest " + ", ".join(directives)
+
+    def request_succeeded(self) -> None:
+        """A 2xx arrived: the answers it carried are good and their nonces may be reused."""
+        for answer in self._answers.values():
+            if answer.state in (_AnswerState.SENT, _AnswerState.REUSED):
+                answer.state = _AnswerState.ACCEPTED
+                answer.after_stale = False
+
+    def forget(self) -> None:
+        """Drop every nonce held (e.g. the registrar changed); the next request goes bare."""
+        self._answers.clear()
+
+
+def digest_response(
+    algorithm: Algorithm,
+    *,
+    username: str,
+    realm: str,
+    password: str,
+    method: str,
+    uri: str,
+    nonce: str,
+    qop: str | None,
+    nc: str,
+    cnonce: str,
+    body: bytes = b"",
+) -> str:
+    """The ``response`` directive (RFC 7616 §3.4.1; RFC 2069 form when ``qop`` is None)."""
+
+    def digest(text: str) -> str:
+        return algorithm.hexdigest(text.encode())
+
+    ha1 = digest(f"{username}:{realm}:{password}")
+    if algorithm.session:
+        ha1 = digest(f"{ha1}:{nonce}:{cnonce}")
+    a2 = f"{method}:{uri}"
+    if qop == "auth-int":
+        a2 += ":" + algorithm.hexdigest(body)
+    if qop is None:
+        return digest(f"{ha1}:{nonce}:{digest(a2)}")
+    return digest(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{digest(a2)}")
+
+
+def mask_authorization(value: str) -> str:
+    """An ``Authorization``-like value fit for logs: nonces and responses read ``"***"``.
+
+    Schemes other than Digest keep only their name; a value that cannot be parsed is masked
+    whole.
+    """
+    try:
+        schemes = _split_schemes(value)
+    except RemoteProtocolError:
+        return "***"
+    masked: list[str] = []
+    for scheme, items in schemes:
+        if scheme.lower() != "digest":
+            masked.append(f"{scheme} ***")
+            continue
+        directives: list[str] = []
+        for item in items:
+            name, _, _ = item.partition("=")
+            name = name.strip(WSP)
+            directives.append(f"{name}={_MASK}" if name.lower() in _SECRET_DIRECTIVES else item)
+        masked.append(" ".join((scheme, ", ".join(directives))).rstrip(WSP))
+    return ", ".join(masked)
