@@ -1,0 +1,379 @@
+"""The flows of one user agent: a shared UDP socket per address family and TCP/TLS connections.
+
+The layer moves bytes only. Every message received is handed up with the target it came
+from; the core decides what to send, when to send keep-alives and when to give up on a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+import ipaddress
+import logging
+import socket
+import ssl
+from typing import Any
+
+from ..errors import LocalProtocolError, RemoteProtocolError
+from ..message import StreamFramer
+from ..target import Target, Transport
+
+_LOGGER = logging.getLogger(__name__)
+
+# A CRLF keep-alive (RFC 5626 §3.5.1) carries nothing but these bytes.
+_KEEPALIVE_BYTES = b"\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class TransportStats:
+    """Counters of one transport layer since it was created.
+
+    Messages are UDP datagrams or whole messages framed out of a TCP/TLS stream.
+    """
+
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    malformed_dropped: int = 0
+    keepalives_seen: int = 0
+
+
+@dataclass(slots=True)
+class _Counters:
+    """The mutable tally behind ``TransportLayer.stats``."""
+
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    malformed_dropped: int = 0
+    keepalives_seen: int = 0
+
+
+class TransportLayer:
+    """Every flow of one user agent: a UDP socket and TCP/TLS connections, reused per target.
+
+    ``on_message(data, target)`` receives each whole message; its target is where an answer
+    goes back: the sender's address for UDP, the very connection for TCP/TLS (so equal to the
+    target that was connected). ``on_flow_lost(target, exc)`` reports a TCP/TLS connection
+    that ended (``exc`` is None for an orderly close by the peer); reconnecting is up to the
+    caller. Flows closed by ``close()`` are not reported.
+    """
+
+    def __init__(
+        self,
+        *,
+        on_message: Callable[[bytes, Target], None],
+        on_flow_lost: Callable[[Target, Exception | None], None],
+        ssl_context: ssl.SSLContext | None = None,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        """Create the layer; no socket is opened before the first ``connect``."""
+        self._on_message = on_message
+        self._on_flow_lost = on_flow_lost
+        self._ssl_context = ssl_context
+        self._connect_timeout = connect_timeout
+        self._counters = _Counters()
+        # UDP sockets by (address family, bound to loopback).
+        self._datagrams: dict[tuple[socket.AddressFamily, bool], _DatagramFlow] = {}
+        self._streams: dict[Target, _StreamFlow] = {}
+        self._connecting: dict[Target, asyncio.Task[_StreamFlow]] = {}
+        self._closed = False
+
+    @property
+    def stats(self) -> TransportStats:
+        """A snapshot of the counters."""
+        counters = self._counters
+        return TransportStats(
+            messages_in=counters.messages_in,
+            messages_out=counters.messages_out,
+            bytes_in=counters.bytes_in,
+            bytes_out=counters.bytes_out,
+            malformed_dropped=counters.malformed_dropped,
+            keepalives_seen=counters.keepalives_seen,
+        )
+
+    async def connect(self, target: Target) -> tuple[str, int]:
+        """Ensure a flow to ``target`` and return its local (host, port) for Via and Contact.
+
+        UDP shares one socket per address family (bound to the loopback address for a loopback
+        target, else to the wildcard one); TCP and TLS open a connection or reuse the open one.
+        TLS checks the certificate against ``target.server_name`` when set, else the address.
+        ``target.host`` must be an IP address (names are resolved by ``locate``).
+
+        Raises OSError, ssl.SSLError or TimeoutError (after ``connect_timeout``) when the
+        flow cannot be opened, and LocalProtocolError when the layer is closed, the host is not
+        an IP address or TLS is asked for without an SSL context.
+        """
+        if self._closed:
+            raise LocalProtocolError("the transport layer is closed")
+        address = _ip_address(target.host)
+        if target.transport is Transport.UDP:
+            flow = await self._datagram_flow(address)
+            return flow.local_address(target)
+        if target.transport is Transport.TLS and self._ssl_context is None:
+            raise LocalProtocolError(f"TLS to {target} needs an SSL context")
+        stream = self._streams.get(target)
+        if stream is None:
+            task = self._connecting.get(target)
+            if task is None:
+                task = asyncio.get_running_loop().create_task(self._open_stream(target))
+                self._connecting[target] = task
+                task.add_done_callback(lambda _: self._connecting.pop(target, None))
+            # Several callers may wait for one connection; one of them giving up must not
+            # cancel it for the others.
+            try:
+                stream = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if task.cancelled() and not (current and current.cancelling()):
+                    raise LocalProtocolError("the transport layer was closed") from None
+                raise
+        return stream.local_address
+
+    def send(self, target: Target, data: bytes) -> None:
+        """Send ``data`` over the flow to ``target``.
+
+        UDP goes out of the socket of the target's address family. A TCP/TLS target without an
+        open connection is reported through ``on_flow_lost`` (soon, not from within this call).
+        Raises LocalProtocolError when the layer is closed or no UDP socket can reach the target.
+        """
+        if self._closed:
+            raise LocalProtocolError("the transport layer is closed")
+        if target.transport is Transport.UDP:
+            self._datagram_for(target).send(target, data)
+        else:
+            stream = self._streams.get(target)
+            if stream is None:
+                lost = ConnectionError(f"no connection to {target}")
+                asyncio.get_running_loop().call_soon(self._on_flow_lost, target, lost)
+                return
+            stream.send(data)
+        self._counters.messages_out += 1
+        self._counters.bytes_out += len(data)
+
+    async def close(self) -> None:
+        """Close every flow and wait until they are closed; closing again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._connecting.values():
+            task.cancel()
+        datagrams = list(self._datagrams.values())
+        streams = list(self._streams.values())
+        self._datagrams.clear()
+        self._streams.clear()
+        for flow in (*datagrams, *streams):
+            flow.close()
+        closing = [*self._connecting.values(), *(flow.closed for flow in (*datagrams, *streams))]
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                await asyncio.gather(*closing, return_exceptions=True)
+        except TimeoutError:
+            # A peer that never answers the TLS close_notify must not hold us up.
+            for stream in streams:
+                stream.abort()
+            await asyncio.gather(*closing, return_exceptions=True)
+
+    async def _datagram_flow(
+        self, address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    ) -> _DatagramFlow:
+        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+        key = (family, address.is_loopback)
+        flow = self._datagrams.get(key)
+        if flow is None:
+            if address.is_loopback:
+                bind_host = str(address)
+            else:
+                bind_host = "::" if family == socket.AF_INET6 else "0.0.0.0"  # noqa: S104
+            transport, flow = await asyncio.get_running_loop().create_datagram_endpoint(
+                lambda: _DatagramFlow(self._counters, self._deliver),
+                local_addr=(bind_host, 0),
+                family=family,
+            )
+            if self._closed:
+                transport.close()
+                raise LocalProtocolError("the transport layer is closed")
+            # A concurrent connect may have opened the same socket meanwhile; keep one.
+            flow = self._datagrams.setdefault(key, flow)
+            if flow.transport is not transport:
+                transport.close()
+        return flow
+
+    def _datagram_for(self, target: Target) -> _DatagramFlow:
+        address = _ip_address(target.host)
+        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+        flow = self._datagrams.get((family, address.is_loopback))
+        if flow is None:
+            # A sender may reach us on the other socket of its family (a loopback peer
+            # writing to the wildcard socket); answer from that one.
+            flow = self._datagrams.get((family, not address.is_loopback))
+        if flow is None:
+            raise LocalProtocolError(f"no UDP socket for {target}; connect() it first")
+        return flow
+
+    async def _open_stream(self, target: Target) -> _StreamFlow:
+        loop = asyncio.get_running_loop()
+        tls = self._ssl_context if target.transport is Transport.TLS else None
+        async with asyncio.timeout(self._connect_timeout):
+            _, stream = await loop.create_connection(
+                lambda: _StreamFlow(target, self._counters, self._deliver, self._stream_ended),
+                target.host,
+                target.port,
+                ssl=tls,
+                server_hostname=(target.server_name or target.host) if tls else None,
+                ssl_shutdown_timeout=self._connect_timeout if tls else None,
+            )
+        self._streams[target] = stream
+        return stream
+
+    def _deliver(self, data: bytes, source: Target) -> None:
+        self._counters.messages_in += 1
+        self._on_message(data, source)
+
+    def _stream_ended(self, stream: _StreamFlow, exc: Exception | None) -> None:
+        # Only the connection currently registered for the target is reported: one closed
+        # by close() (or never registered) ends silently.
+        if self._streams.get(stream.target) is stream:
+            del self._streams[stream.target]
+            self._on_flow_lost(stream.target, exc)
+
+
+def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        raise LocalProtocolError(f"target host {host!r} is not an IP address") from None
+
+
+class _DatagramFlow(asyncio.DatagramProtocol):
+    """A shared UDP socket."""
+
+    def __init__(self, counters: _Counters, deliver: Callable[[bytes, Target], None]) -> None:
+        self._counters = counters
+        self._deliver = deliver
+        self.transport: asyncio.DatagramTransport | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            _LOGGER.warning("UDP socket failed: %s", exc)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        counters = self._counters
+        counters.bytes_in += len(data)
+        if not data:
+            counters.malformed_dropped += 1
+        elif not data.strip(_KEEPALIVE_BYTES):
+            counters.keepalives_seen += 1
+        else:
+            # IPv6 addresses come as (host, port, flowinfo, scope_id).
+            self._deliver(data, Target(Transport.UDP, str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors on an unconnected socket name no flow; the core's timers notice the
+        # silence and fail over.
+        _LOGGER.debug("UDP error: %s", exc)
+
+    def local_address(self, target: Target) -> tuple[str, int]:
+        assert self.transport is not None
+        host, port = self.transport.get_extra_info("sockname")[:2]
+        if ipaddress.ip_address(host).is_unspecified:
+            host = _route_source(target)
+        return host, port
+
+    def send(self, target: Target, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.sendto(data, (target.host, target.port))
+
+    def close(self) -> None:
+        assert self.transport is not None
+        self.transport.close()
+
+
+def _route_source(target: Target) -> str:
+    """The local address the kernel would send from to reach ``target``.
+
+    Connecting a UDP socket only picks a route; no packet is sent and no name is resolved.
+    """
+    family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect((target.host, target.port))
+        host: str = probe.getsockname()[0]
+    return host
+
+
+class _StreamFlow(asyncio.Protocol):
+    """One TCP or TLS connection, framing the stream into messages."""
+
+    def __init__(
+        self,
+        target: Target,
+        counters: _Counters,
+        deliver: Callable[[bytes, Target], None],
+        ended: Callable[[_StreamFlow, Exception | None], None],
+    ) -> None:
+        self.target = target
+        self._counters = counters
+        self._deliver = deliver
+        self._ended = ended
+        self._framer = StreamFramer()
+        self._transport: asyncio.Transport | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        assert self._transport is not None
+        host, port = self._transport.get_extra_info("sockname")[:2]
+        return host, port
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        counters = self._counters
+        counters.bytes_in += len(data)
+        keepalives = self._framer.keepalives
+        try:
+            messages = self._framer.feed(data)
+        except RemoteProtocolError as exc:
+            counters.malformed_dropped += 1
+            _LOGGER.debug("closing %s: %s", self.target, exc)
+            assert self._transport is not None
+            self._transport.abort()
+            self._ended(self, exc)
+            return
+        finally:
+            counters.keepalives_seen += self._framer.keepalives - keepalives
+        for message in messages:
+            self._deliver(message, self.target)
+
+    def eof_received(self) -> bool:
+        # Returning False closes our side too: SIP has no use for half-open connections.
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._ended(self, exc)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def send(self, data: bytes) -> None:
+        assert self._transport is not None
+        self._transport.write(data)
+
+    def close(self) -> None:
+        assert self._transport is not None
+        self._transport.close()
+
+    def abort(self) -> None:
+        assert self._transport is not None
+        self._transport.abort()
