@@ -13,6 +13,9 @@ from .errors import RemoteProtocolError
 # token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
 TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+# quoted-string content: any character, a backslash escaping the one after it.
+_QUOTED_RE = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
+_QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
 # LWS = [*WSP CRLF] 1*WSP ; after unfolding only spaces and tabs remain.
 WSP = " \t"
 
@@ -42,21 +45,13 @@ def read_quoted(text: str, start: int) -> tuple[str, int]:
     """
     if start >= len(text) or text[start] != '"':
         raise RemoteProtocolError(f"expected a quoted string at {start} in {text!r}")
-    chars: list[str] = []
-    index = start + 1
-    while index < len(text):
-        char = text[index]
-        if char == "\\":
-            if index + 1 >= len(text):
-                break
-            chars.append(text[index + 1])
-            index += 2
-            continue
-        if char == '"':
-            return "".join(chars), index + 1
-        chars.append(char)
-        index += 1
-    raise RemoteProtocolError(f"unterminated quoted string in {text!r}")
+    match = _QUOTED_RE.match(text, start)
+    if match is None:
+        raise RemoteProtocolError(f"unterminated quoted string in {text!r}")
+    content = match.group(1)
+    if "\\" in content:
+        content = _QUOTED_PAIR_RE.sub(r"\1", content)
+    return content, match.end()
 
 
 def unquote(value: str) -> str:
@@ -75,23 +70,29 @@ def split_outside_quotes(text: str, separator: str) -> list[str]:
 
     The parts keep their surrounding white space; an unterminated quote or bracket is an error.
     """
+    if '"' not in text and "<" not in text:
+        return text.split(separator)
     parts: list[str] = []
     depth = 0
-    index = 0
     part_start = 0
-    while index < len(text):
+    # Jump from one character that matters to the next instead of walking every character.
+    special = re.compile('["<>' + re.escape(separator) + "]")
+    match = special.search(text)
+    while match is not None:
+        index = match.start()
         char = text[index]
         if char == '"':
             _, index = read_quoted(text, index)
+            match = special.search(text, index)
             continue
         if char == "<":
             depth += 1
         elif char == ">":
             depth = max(depth - 1, 0)
-        elif char == separator and depth == 0:
+        elif depth == 0:
             parts.append(text[part_start:index])
             part_start = index + 1
-        index += 1
+        match = special.search(text, index + 1)
     if depth:
         raise RemoteProtocolError(f"unbalanced '<' in {text!r}")
     parts.append(text[part_start:])
@@ -103,20 +104,28 @@ def split_list(text: str) -> list[str]:
     return [part.strip(WSP) for part in split_outside_quotes(text, ",") if part.strip(WSP)]
 
 
-def parse_params(text: str, separator: str = ";") -> Params:
+def parse_params(text: str, separator: str = ";", *, strict: bool = False) -> Params:
     """Parse ``name[=value]`` pairs separated by ``separator``; quoted values are unquoted.
 
     Names are lower-cased (parameter names are case-insensitive); values keep their case.
+    ``strict`` follows generic-param (RFC 3261 §25.1) to the letter: an empty parameter is an
+    error, and a bare value must be a token or a host.
     """
     params: list[tuple[str, str | None]] = []
     for raw in split_outside_quotes(text, separator):
         item = raw.strip(WSP)
         if not item:
+            if strict:
+                raise RemoteProtocolError(f"empty parameter in {text!r}")
             continue
         name, equals, value = item.partition("=")
         name = name.strip(WSP)
         if not is_token(name):
             raise RemoteProtocolError(f"bad parameter name {name!r}")
+        if strict and equals:
+            value = value.strip(WSP)
+            if not value.startswith('"') and not (is_token(value) or _HOSTISH_RE.fullmatch(value)):
+                raise RemoteProtocolError(f"bad value of parameter {name!r}")
         params.append((name.lower(), unquote(value) if equals else None))
     return tuple(params)
 

@@ -1,0 +1,383 @@
+"""SIP requests and responses: parsing, serialization and stream framing (RFC 3261 §7).
+
+Parsing is split in two: :func:`parse_message` checks the start line, splits the header fields
+and bounds the body; the typed values of the fields (Via, From, CSeq...) are parsed when first
+read and raise RemoteProtocolError then if they are malformed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+import re
+from typing import Final, Literal
+
+from .errors import LocalProtocolError, RemoteProtocolError
+from .grammar import WSP, is_token, split_list
+from .headers import (
+    ContentType,
+    CSeq,
+    EventHeader,
+    Headers,
+    NameAddr,
+    SubscriptionState,
+    Via,
+    header_field,
+    parse_contacts,
+    parse_content_type,
+    parse_cseq,
+    parse_event,
+    parse_name_addr,
+    parse_retry_after,
+    parse_subscription_state,
+    parse_uint,
+    parse_via,
+)
+from .uri import SipUri, Uri, parse_uri
+
+MAX_MESSAGE_SIZE: Final = 65536
+"""The largest message accepted, start line to end of body, in octets."""
+MAX_HEADERS: Final = 256
+"""The most header fields (lines, after unfolding) a message may have."""
+
+_VERSION: Final = "SIP/2.0"
+_FOLD_RE = re.compile("[ \t]*\r\n[ \t]+")
+_STATUS_RE = re.compile("[1-6][0-9][0-9]")
+_REASON_RE = re.compile("[^\x00-\x08\x0a-\x1f\x7f]*")
+_CALL_ID_RE = re.compile("[^\x00-\x20\x7f]+")
+_CONTENT_LENGTH_RE = re.compile(
+    "^(?:content-length|l)[ \t]*:[ \t]*(.*?)[ \t]*$", re.IGNORECASE | re.MULTILINE
+)
+
+
+class _Fields:
+    """Typed readers of the header fields, shared by requests and responses."""
+
+    __slots__ = ()
+    headers: Headers
+
+    @property
+    def vias(self) -> list[Via]:
+        """Every Via value, topmost first."""
+        return self.headers.typed("vias", _read_vias)
+
+    @property
+    def top_via(self) -> Via:
+        """The topmost Via value (the one that names this hop)."""
+        return self.headers.typed("top_via", _read_top_via)
+
+    @property
+    def cseq(self) -> CSeq:
+        """The CSeq value."""
+        return self.headers.typed("cseq", _read_cseq)
+
+    @property
+    def call_id(self) -> str:
+        """The Call-ID value."""
+        return self.headers.typed("call_id", _read_call_id)
+
+    @property
+    def from_(self) -> NameAddr:
+        """The From value."""
+        return self.headers.typed("from", _read_from)
+
+    @property
+    def to(self) -> NameAddr:
+        """The To value."""
+        return self.headers.typed("to", _read_to)
+
+    @property
+    def contacts(self) -> list[NameAddr] | Literal["*"]:
+        """Every Contact value, or ``*``; an empty list when there is none."""
+        return self.headers.typed("contacts", _read_contacts)
+
+    @property
+    def expires(self) -> int | None:
+        """The Expires value in seconds, or None."""
+        return self.headers.typed("expires", _read_expires)
+
+    @property
+    def min_expires(self) -> int | None:
+        """The Min-Expires value in seconds, or None."""
+        return self.headers.typed("min_expires", _read_min_expires)
+
+    @property
+    def retry_after(self) -> int | None:
+        """The Retry-After value in seconds, or None."""
+        return self.headers.typed("retry_after", _read_retry_after)
+
+    @property
+    def content_type(self) -> ContentType | None:
+        """The Content-Type value, or None."""
+        return self.headers.typed("content_type", _read_content_type)
+
+    @property
+    def event(self) -> EventHeader | None:
+        """The Event value, or None."""
+        return self.headers.typed("event", _read_event)
+
+    @property
+    def subscription_state(self) -> SubscriptionState | None:
+        """The Subscription-State value, or None."""
+        return self.headers.typed("subscription_state", _read_subscription_state)
+
+
+@dataclass(slots=True, eq=False)
+class Request(_Fields):
+    """A SIP request."""
+
+    method: str
+    uri: Uri
+    headers: Headers
+    body: bytes = b""
+
+    def to_bytes(self) -> bytes:
+        """The request on the wire; Content-Length is written from the body."""
+        if not is_token(self.method):
+            raise LocalProtocolError(f"bad method {self.method!r}")
+        return _serialize(f"{self.method} {self.uri} {_VERSION}", self.headers, self.body)
+
+
+@dataclass(slots=True, eq=False)
+class Response(_Fields):
+    """A SIP response."""
+
+    status: int
+    reason: str
+    headers: Headers
+    body: bytes = b""
+
+    def to_bytes(self) -> bytes:
+        """The response on the wire; Content-Length is written from the body."""
+        if not 100 <= self.status <= 699:
+            raise LocalProtocolError(f"bad status code {self.status}")
+        if not _REASON_RE.fullmatch(self.reason):
+            raise LocalProtocolError(f"bad reason phrase {self.reason!r}")
+        return _serialize(f"{_VERSION} {self.status} {self.reason}", self.headers, self.body)
+
+
+Message = Request | Response
+
+
+def parse_message(data: bytes) -> Message:
+    """Parse one datagram's message; octets after the body that Content-Length bounds are ignored.
+
+    Without Content-Length the rest of the datagram is the body.
+    """
+    if len(data) > MAX_MESSAGE_SIZE:
+        raise RemoteProtocolError(f"message of {len(data)} octets is too large")
+    start = 0
+    while data.startswith(b"\r\n", start):
+        start += 2
+    end = data.find(b"\r\n\r\n", start)
+    if end < 0:
+        raise RemoteProtocolError("no empty line after the header fields")
+    try:
+        head = data[start:end].decode()
+    except UnicodeDecodeError as err:
+        raise RemoteProtocolError("header fields are not UTF-8") from err
+    if "\r\n " in head or "\r\n\t" in head:
+        head = _FOLD_RE.sub(" ", head)
+    lines = head.split("\r\n")
+    if head.count("\r") != len(lines) - 1 or head.count("\n") != len(lines) - 1:
+        raise RemoteProtocolError("bare CR or LF in the header fields")
+    if len(lines) > MAX_HEADERS + 1:
+        raise RemoteProtocolError(f"more than {MAX_HEADERS} header fields")
+    fields: list[tuple[str, str, str]] = []
+    content_lengths: list[str] = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise RemoteProtocolError(f"header line without ':': {line!r}")
+        field = header_field(name.rstrip(WSP), value)
+        if field[0] == "content-length":
+            content_lengths.append(field[2])
+        fields.append(field)
+    headers = Headers.from_fields(fields)
+    body_start = end + 4
+    content_length = _content_length(content_lengths)
+    if content_length is None:
+        body = data[body_start:]
+    else:
+        body = data[body_start : body_start + content_length]
+        if len(body) < content_length:
+            raise RemoteProtocolError("body shorter than Content-Length")
+    start_line = lines[0]
+    if start_line[:4].upper() == "SIP/":
+        return _response(start_line, headers, body)
+    return _request(start_line, headers, body)
+
+
+class StreamFramer:
+    """Cuts a TCP or TLS byte stream into whole messages (Content-Length is mandatory).
+
+    CRLFs between messages are keep-alive pings (CRLF CRLF) and pongs (CRLF) of RFC 5626
+    §3.5.1; they are skipped and counted in :attr:`keepalives`.
+    """
+
+    __slots__ = ("_buffer", "_max_message_size", "_scanned", "keepalives")
+
+    def __init__(self, max_message_size: int = MAX_MESSAGE_SIZE) -> None:
+        """Frame messages of up to ``max_message_size`` octets."""
+        self._max_message_size = max_message_size
+        self._buffer = bytearray()
+        self._scanned = 0
+        self.keepalives = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Take more of the stream; return the raw messages it completes, in order.
+
+        Raises RemoteProtocolError when the stream cannot be framed; the connection is then
+        of no further use.
+        """
+        buffer = self._buffer
+        buffer += data
+        messages: list[bytes] = []
+        while buffer:
+            if buffer.startswith(b"\r\n"):
+                del buffer[: 4 if buffer.startswith(b"\r\n\r\n") else 2]
+                self.keepalives += 1
+                continue
+            if buffer == b"\r":
+                break
+            # A new search starts 3 octets back: the end of the last chunk may begin CRLFCRLF.
+            end = buffer.find(b"\r\n\r\n", max(self._scanned - 3, 0))
+            if end < 0:
+                if len(buffer) > self._max_message_size:
+                    raise RemoteProtocolError("header fields larger than the message limit")
+                self._scanned = len(buffer)
+                break
+            head = bytes(buffer[:end]).decode("latin-1")
+            if "\r\n " in head or "\r\n\t" in head:
+                head = _FOLD_RE.sub(" ", head)
+            content_length = _content_length(_CONTENT_LENGTH_RE.findall(head))
+            if content_length is None:
+                raise RemoteProtocolError("no Content-Length on a stream")
+            size = end + 4 + content_length
+            if size > self._max_message_size:
+                raise RemoteProtocolError(f"message of {size} octets is too large")
+            if len(buffer) < size:
+                self._scanned = end
+                break
+            messages.append(bytes(buffer[:size]))
+            del buffer[:size]
+            self._scanned = 0
+        return messages
+
+
+def _content_length(values: list[str]) -> int | None:
+    if not values:
+        return None
+    if any(value != values[0] for value in values):
+        # RFC 4475 §3.3.9: conflicting values leave the framing unknown.
+        raise RemoteProtocolError("conflicting Content-Length values")
+    length = parse_uint(values[0])
+    if length > MAX_MESSAGE_SIZE:
+        raise RemoteProtocolError(f"Content-Length {length} is too large")
+    return length
+
+
+def _request(line: str, headers: Headers, body: bytes) -> Request:
+    parts = line.split(" ")
+    if len(parts) != 3 or parts[2].upper() != _VERSION:
+        raise RemoteProtocolError(f"bad request line {line!r}")
+    method, uri_text, _ = parts
+    if not is_token(method):
+        raise RemoteProtocolError(f"bad method {method!r}")
+    uri = parse_uri(uri_text)
+    if isinstance(uri, SipUri) and uri.headers:
+        # RFC 3261 §19.1.1: headers are not allowed in a Request-URI.
+        raise RemoteProtocolError(f"Request-URI with headers: {uri_text!r}")
+    cseqs = [parse_cseq(value) for value in headers.get_all("CSeq")]
+    if not cseqs:
+        raise RemoteProtocolError("request without CSeq")
+    if any(cseq.method != method for cseq in cseqs):
+        raise RemoteProtocolError(f"CSeq method differs from request method {method!r}")
+    if len(cseqs) == 1:
+        headers.typed("cseq", lambda _: cseqs[0])
+    return Request(method, uri, headers, body)
+
+
+def _response(line: str, headers: Headers, body: bytes) -> Response:
+    parts = line.split(" ", 2)
+    if len(parts) != 3 or parts[0].upper() != _VERSION or not _STATUS_RE.fullmatch(parts[1]):
+        raise RemoteProtocolError(f"bad status line {line!r}")
+    if not _REASON_RE.fullmatch(parts[2]):
+        raise RemoteProtocolError(f"bad reason phrase {parts[2]!r}")
+    return Response(int(parts[1]), parts[2], headers, body)
+
+
+def _serialize(start_line: str, headers: Headers, body: bytes) -> bytes:
+    lines = [start_line]
+    lines += [f"{name}: {value}" for name, value in headers if name != "Content-Length"]
+    lines.append(f"Content-Length: {len(body)}\r\n\r\n")
+    return "\r\n".join(lines).encode() + body
+
+
+def _single(headers: Headers, name: str) -> str:
+    values = headers.get_all(name)
+    if not values:
+        raise RemoteProtocolError(f"no {name} header")
+    if len(values) > 1:
+        raise RemoteProtocolError(f"more than one {name} header")
+    return values[0]
+
+
+def _optional[T](name: str, parse: Callable[[str], T]) -> Callable[[Headers], T | None]:
+    def read(headers: Headers) -> T | None:
+        values = headers.get_all(name)
+        if not values:
+            return None
+        if len(values) > 1:
+            raise RemoteProtocolError(f"more than one {name} header")
+        return parse(values[0])
+
+    return read
+
+
+def _read_vias(headers: Headers) -> list[Via]:
+    vias = [parse_via(value) for value in headers.get_list("Via")]
+    if not vias:
+        raise RemoteProtocolError("no Via header")
+    return vias
+
+
+def _read_top_via(headers: Headers) -> Via:
+    first = headers.get("Via")
+    if first is None:
+        raise RemoteProtocolError("no Via header")
+    elements = split_list(first)
+    if not elements:
+        raise RemoteProtocolError("empty Via header")
+    return parse_via(elements[0])
+
+
+def _read_cseq(headers: Headers) -> CSeq:
+    return parse_cseq(_single(headers, "CSeq"))
+
+
+def _read_call_id(headers: Headers) -> str:
+    call_id = _single(headers, "Call-ID")
+    if not _CALL_ID_RE.fullmatch(call_id):
+        raise RemoteProtocolError(f"bad Call-ID {call_id!r}")
+    return call_id
+
+
+def _read_from(headers: Headers) -> NameAddr:
+    return parse_name_addr(_single(headers, "From"))
+
+
+def _read_to(headers: Headers) -> NameAddr:
+    return parse_name_addr(_single(headers, "To"))
+
+
+def _read_contacts(headers: Headers) -> list[NameAddr] | Literal["*"]:
+    return parse_contacts(headers.get_all("Contact"))
+
+
+_read_expires = _optional("Expires", parse_uint)
+_read_min_expires = _optional("Min-Expires", parse_uint)
+_read_retry_after = _optional("Retry-After", parse_retry_after)
+_read_content_type = _optional("Content-Type", parse_content_type)
+_read_event = _optional("Event", parse_event)
+_read_subscription_state = _optional("Subscription-State", parse_subscription_state)
