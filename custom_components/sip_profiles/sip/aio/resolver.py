@@ -222,10 +222,11 @@ def _rfc2782_order(services: Sequence[_Service], rng: random.Random) -> list[_Se
     """Order SRV records by ascending priority, by weighted random choice within a priority."""
     ordered: list[_Service] = []
     for priority in sorted({service.priority for service in services}):
-        # Zero-weight records go first so that they are chosen only rarely (RFC 2782).
+        # Zero-weight records go first so that they are chosen only rarely (RFC 2782); the
+        # names then fix the order servers rotate their answers in, so a seed decides all.
         remaining = sorted(
             (service for service in services if service.priority == priority),
-            key=lambda service: service.weight != 0,
+            key=lambda service: (service.weight != 0, service.host, service.port),
         )
         while remaining:
             pick = rng.randint(0, sum(service.weight for service in remaining))

@@ -7,7 +7,7 @@ from; the core decides what to send, when to send keep-alives and when to give u
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 import ipaddress
 import logging
@@ -165,9 +165,11 @@ class TransportLayer:
         streams = list(self._streams.values())
         self._datagrams.clear()
         self._streams.clear()
-        for flow in (*datagrams, *streams):
+        flows: list[_DatagramFlow | _StreamFlow] = [*datagrams, *streams]
+        for flow in flows:
             flow.close()
-        closing = [*self._connecting.values(), *(flow.closed for flow in (*datagrams, *streams))]
+        closing: list[Awaitable[object]] = [*self._connecting.values()]
+        closing += (flow.closed for flow in flows)
         try:
             async with asyncio.timeout(self._connect_timeout):
                 await asyncio.gather(*closing, return_exceptions=True)

@@ -1,0 +1,1 @@
+"""Tests of the asyncio layer against real peers on loopback."""
