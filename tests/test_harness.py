@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import hashlib
+import os
 import re
 import secrets
 import socket
@@ -427,8 +428,10 @@ def test_dialog_and_winfo_events_are_offered(clients):
     assert unknown.status == 489
 
 
-def test_seeded_presence_is_notified(socket_enabled):
+def test_seeded_presence_is_notified_and_stop_leaves_no_process(socket_enabled):
     with KamailioServer(presence={"bob": pidf("sip:bob@sip.test", "open", "seeded")}) as server:
+        group = server.pid
+        assert group is not None
         alice = RawClient(server, "alice", server.accounts["alice"])
         try:
             assert subscribe(alice, "sip:bob@sip.test").status in {200, 202}
@@ -436,6 +439,45 @@ def test_seeded_presence_is_notified(socket_enabled):
         finally:
             alice.close()
     assert not server.running
+    with pytest.raises(ProcessLookupError):
+        os.killpg(group, 0)
+    assert not server.state_dir.exists()
+
+
+@pytest.mark.parametrize("fix", [True, False])
+def test_fix_nated_contact_decides_where_notify_goes(clients, kamailio_clean, fix):
+    kamailio_clean.set_fix_nated_contact(fix)
+    alice = clients("alice")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as elsewhere:
+        elsewhere.bind(("127.0.0.1", 0))
+        elsewhere.settimeout(5)
+        contact = f"<sip:alice@127.0.0.1:{elsewhere.getsockname()[1]}>"
+        response = alice.authed(
+            "SUBSCRIBE",
+            "sip:bob@sip.test",
+            [f"Contact: {contact}", "Event: presence", "Expires: 120"],
+        )
+        assert response.status in {200, 202}
+        if fix:
+            notify = wait_for_notify(alice, lambda n: n.first_line.startswith("NOTIFY"))
+            assert notify.headers["event"] == ["presence"]
+        else:
+            data = elsewhere.recv(65535)
+            assert data.startswith(b"NOTIFY ")
+            assert alice.receive(0.3) is None  # nothing came to the source socket
+
+
+def test_proxy_auth_switch_challenges_subscribe_with_407(clients, kamailio_clean):
+    kamailio_clean.set_proxy_auth(True)
+    alice = clients("alice")
+    challenged = alice.request(
+        "SUBSCRIBE", "sip:bob@sip.test", ["Contact: <sip:alice@127.0.0.1:9>", "Event: presence"]
+    )
+    assert challenged is not None
+    assert challenged.status == 407
+    assert challenged.header("proxy-authenticate").startswith("Digest ")
+    assert alice.register().status == 200  # REGISTER keeps 401
+    assert subscribe(alice, "sip:bob@sip.test").status in {200, 202}
 
 
 # --------------------------------------------------------------------------- parsing

@@ -337,6 +337,11 @@ class KamailioServer:
         return f"sip:{user}@{self.domain}"
 
     @property
+    def pid(self) -> int | None:
+        """The main process id (also its process group id) while started."""
+        return None if self._process is None else self._process.pid
+
+    @property
     def running(self) -> bool:
         """Whether the main process is alive."""
         return self._process is not None and self._process.poll() is None
