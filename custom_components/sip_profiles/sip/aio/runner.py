@@ -1,0 +1,199 @@
+"""Drive a sans-I/O :class:`UserAgent` on an asyncio loop.
+
+The runner is the only place where the core meets the clock and the sockets: it feeds the user
+agent received bytes and due timers (``loop.time()`` as ``now``), sends what it asks to send,
+opens the flows it asks for, and hands its events to listeners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+import contextlib
+import logging
+import ssl
+
+from ..backoff import Backoff
+from ..registration import RegistrationChanged, RegistrationState
+from ..target import Target
+from ..useragent import ConnectionNeeded, UserAgent, UserAgentEvent
+from .transport import TransportLayer
+
+_LOGGER = logging.getLogger(__name__)
+
+EventListener = Callable[[UserAgentEvent], None]
+TraceListener = Callable[[str, Target, bytes], None]
+"""Called with ``"in"`` or ``"out"``, the peer and the raw bytes of every message."""
+
+
+class UserAgentRunner:
+    """Runs one user agent: its flows, its timers and its event listeners."""
+
+    def __init__(
+        self,
+        user_agent: UserAgent,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        """Wrap ``user_agent``; ``start()`` opens the first flow."""
+        self.user_agent = user_agent
+        self._loop = asyncio.get_running_loop()
+        self._transports = TransportLayer(
+            on_message=self._on_message,
+            on_flow_lost=self._on_flow_lost,
+            ssl_context=ssl_context,
+            connect_timeout=connect_timeout,
+        )
+        self._listeners: list[EventListener] = []
+        self._tracers: list[TraceListener] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._reconnect_backoff = Backoff(user_agent.settings.backoff)
+        self._closed = False
+
+    @property
+    def transports(self) -> TransportLayer:
+        """The flows, for their counters."""
+        return self._transports
+
+    def add_listener(self, listener: EventListener) -> Callable[[], None]:
+        """Call ``listener`` with every event; returns a function that removes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def add_tracer(self, tracer: TraceListener) -> Callable[[], None]:
+        """Call ``tracer`` with every message sent and received; returns its remover."""
+        self._tracers.append(tracer)
+        return lambda: self._tracers.remove(tracer)
+
+    async def start(self) -> None:
+        """Open the flow to the first target; raises OSError/ssl.SSLError when it cannot."""
+        await self._connect(self.user_agent.target)
+
+    def register(self) -> None:
+        """Register now and keep the registration up."""
+        self.user_agent.register(self._loop.time())
+        self._pump()
+
+    def unregister(self) -> None:
+        """Remove our binding and stop refreshing."""
+        self.user_agent.unregister(self._loop.time())
+        self._pump()
+
+    def unregister_all(self) -> None:
+        """Remove every binding of the address of record."""
+        self.user_agent.unregister_all(self._loop.time())
+        self._pump()
+
+    def query_bindings(self) -> None:
+        """Ask the registrar for the bindings of the address of record."""
+        self.user_agent.query_bindings(self._loop.time())
+        self._pump()
+
+    async def stop(self, *, unregister: bool = True, unregister_timeout: float = 5.0) -> None:
+        """Unregister (for at most ``unregister_timeout`` s), then close every flow; idempotent."""
+        if self._closed:
+            return
+        registration = self.user_agent.registration
+        if unregister and registration.state in (
+            RegistrationState.REGISTERED,
+            RegistrationState.REGISTERING,
+        ):
+            done = self._loop.create_future()
+
+            def _on_event(event: UserAgentEvent) -> None:
+                if (
+                    isinstance(event, RegistrationChanged)
+                    and event.status.state is RegistrationState.UNREGISTERED
+                    and not done.done()
+                ):
+                    done.set_result(None)
+
+            remove = self.add_listener(_on_event)
+            try:
+                self.unregister()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done, unregister_timeout)
+            finally:
+                remove()
+        self._closed = True
+        self.user_agent.discard()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+        await self._transports.close()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    async def _connect(self, target: Target) -> None:
+        local = await self._transports.connect(target)
+        self._reconnect_backoff.reset()
+        self.user_agent.connection_up(local, self._loop.time())
+        self._pump()
+
+    async def _reconnect(self, target: Target) -> None:
+        """Open a new flow, retrying with backoff until it works or the runner stops."""
+        while not self._closed:
+            try:
+                await self._connect(target)
+            except (OSError, ssl.SSLError) as err:
+                delay = self._reconnect_backoff.next_delay()
+                _LOGGER.debug("Cannot reach %s (%s); next try in %.0f s", target, err, delay)
+                await asyncio.sleep(delay)
+            else:
+                return
+
+    def _on_message(self, data: bytes, source: Target) -> None:
+        if self._closed:
+            return
+        for tracer in self._tracers:
+            tracer("in", source, data)
+        self.user_agent.receive(data, source, self._loop.time())
+        self._pump()
+
+    def _on_flow_lost(self, target: Target, exc: Exception | None) -> None:
+        if self._closed or target != self.user_agent.target:
+            return
+        _LOGGER.debug("Flow to %s lost: %s", target, exc)
+        self.user_agent.connection_lost(self._loop.time())
+        self._pump()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self._closed:
+            return
+        self.user_agent.handle_timers(self._loop.time())
+        self._pump()
+
+    def _pump(self) -> None:
+        """Send, dispatch events and re-arm the timer after every input to the user agent."""
+        user_agent = self.user_agent
+        for transmit in user_agent.take_transmits():
+            for tracer in self._tracers:
+                tracer("out", transmit.target, transmit.data)
+            self._transports.send(transmit.target, transmit.data)
+        for event in user_agent.take_events():
+            if isinstance(event, ConnectionNeeded):
+                self._start_reconnect(event.target)
+            for listener in list(self._listeners):
+                listener(event)
+        deadline = user_agent.next_deadline()
+        if deadline != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = (
+                self._loop.call_at(deadline, self._on_timer) if deadline is not None else None
+            )
+            self._timer_at = deadline
+
+    def _start_reconnect(self, target: Target) -> None:
+        if self._closed or (self._connecting is not None and not self._connecting.done()):
+            return
+        self._connecting = self._loop.create_task(self._reconnect(target))

@@ -1,0 +1,469 @@
+"""The user agent of one profile: transactions, flows and the state machines on top of them.
+
+It is sans-I/O like everything in this package. Its owner (the asyncio runner, a test or the
+probe) feeds it:
+
+- ``connection_up(local, now)`` once a flow to ``target`` exists, ``connection_lost(now)``
+  when it broke, ``receive(data, source, now)`` for every datagram or framed message;
+- commands such as ``register(now)``;
+- ``handle_timers(now)`` whenever ``next_deadline()`` has passed;
+
+and after each call drains ``take_transmits()`` (bytes to send to a target) and
+``take_events()`` (what happened, as frozen dataclasses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+import random
+
+from .auth import Credentials, DigestClient
+from .backoff import BackoffPolicy
+from .errors import LocalProtocolError, RemoteProtocolError
+from .grammar import param
+from .headers import Headers, Via
+from .message import Request, Response, parse_message
+from .registration import (
+    FailureReason,
+    Registration,
+    RegistrationChanged,
+    RegistrationEvent,
+    RegistrationSettings,
+    RegistrationState,
+)
+from .target import Target, Transport
+from .transaction import (
+    ClientTransaction,
+    ClientTransactionFailure,
+    Retransmit,
+    ServerTransaction,
+    TimerSettings,
+)
+from .uri import SipUri
+
+MAX_FORWARDS = "70"
+BRANCH_MAGIC = "z9hG4bK"
+KEEPALIVE_PING = b"\r\n\r\n"
+ALLOWED_METHODS = ("OPTIONS", "NOTIFY")
+KNOWN_METHODS = frozenset(
+    {
+        "ACK", "BYE", "CANCEL", "INFO", "INVITE", "MESSAGE", "NOTIFY", "OPTIONS",
+        "PRACK", "PUBLISH", "REFER", "REGISTER", "SUBSCRIBE", "UPDATE",
+    }
+)  # fmt: skip
+REASON_PHRASES = {
+    200: "OK",
+    400: "Bad Request",
+    405: "Method Not Allowed",
+    481: "Call/Transaction Does Not Exist",
+    501: "Not Implemented",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class UserAgentSettings:
+    """Everything a profile's user agent needs to know, resolved targets aside."""
+
+    aor: SipUri
+    credentials: tuple[Credentials, ...]
+    transport: Transport = Transport.UDP
+    registrar: SipUri | None = None
+    """The Request-URI of REGISTER; the AOR's domain when None."""
+    outbound_proxy: SipUri | None = None
+    """Sent as a loose ``Route``; the targets then point at the proxy."""
+    expires: int = 3600
+    display_name: str | None = None
+    contact_q: float | None = None
+    instance_id: str | None = None
+    reg_id: int | None = None
+    supported: tuple[str, ...] = ()
+    keepalive_interval: float | None = None
+    """Seconds between CRLF keep-alives on the flow (RFC 5626 §3.5.1); None sends none."""
+    nat_fixup: bool = True
+    """Move the Contact to the address the registrar saw (Via received/rport) when they differ."""
+    user_agent: str = "SIP-Profiles"
+    timers: TimerSettings = field(default_factory=TimerSettings)
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class Transmit:
+    """Bytes the owner must send to ``target``."""
+
+    target: Target
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionNeeded:
+    """The owner must open a flow to ``target`` and then call ``connection_up``."""
+
+    target: Target
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDropped:
+    """Bytes that were not valid SIP arrived and were dropped."""
+
+    source: Target
+    error: str
+
+
+UserAgentEvent = RegistrationEvent | ConnectionNeeded | MessageDropped
+
+
+@dataclass(slots=True)
+class UserAgentStats:
+    """Counters for diagnostics."""
+
+    messages_received: int = 0
+    messages_sent: int = 0
+    retransmissions: int = 0
+    malformed_dropped: int = 0
+    stray_responses: int = 0
+    requests_answered: int = 0
+
+
+class UserAgent:
+    """A SIP user agent for one profile (address of record)."""
+
+    def __init__(
+        self,
+        settings: UserAgentSettings,
+        targets: Sequence[Target],
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        """Create the user agent; nothing is sent until a command asks for it."""
+        if not targets:
+            raise LocalProtocolError("a user agent needs at least one target")
+        self.settings = settings
+        self.stats = UserAgentStats()
+        self._rng = rng or random.SystemRandom()
+        self._targets = list(targets)
+        self._target_index = 0
+        self._local: tuple[str, int] | None = None
+        self._failover_pending = False
+        self._client: dict[tuple[str, str], ClientTransaction] = {}
+        self._server: dict[tuple[str, str, str], ServerTransaction] = {}
+        self._keepalive_at: float | None = None
+        self._transmits: list[Transmit] = []
+        self._events: list[UserAgentEvent] = []
+        self.digest = DigestClient(settings.credentials)
+        request_uri = settings.registrar or SipUri(
+            settings.aor.scheme, settings.aor.host, port=settings.aor.port
+        )
+        self.registration = Registration(
+            RegistrationSettings(
+                aor=settings.aor,
+                request_uri=request_uri,
+                expires=settings.expires,
+                display_name=settings.display_name,
+                contact_q=settings.contact_q,
+                instance_id=settings.instance_id,
+                reg_id=settings.reg_id,
+                supported=settings.supported,
+            ),
+            self.digest,
+            call_id=self._token(16),
+            from_tag=self._token(8),
+            backoff=settings.backoff,
+            rng=self._rng,
+        )
+
+    # -- flows ---------------------------------------------------------------------------------
+
+    @property
+    def target(self) -> Target:
+        """Where requests go now."""
+        return self._targets[self._target_index]
+
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        """The local end of the flow to ``target``, or None while there is none."""
+        return self._local
+
+    def connection_up(self, local: tuple[str, int], now: float) -> None:
+        """A flow to ``target`` exists; ``local`` is its local address."""
+        self._local = local
+        self.registration.set_contact(self._contact_uri(local))
+        if self.settings.keepalive_interval:
+            self._keepalive_at = now + self.settings.keepalive_interval
+        registration = self.registration
+        if registration.enabled and (
+            self._failover_pending or registration.state is RegistrationState.FAILED
+        ):
+            self._failover_pending = False
+            registration.register()
+        self._flush(now)
+
+    def connection_lost(self, now: float) -> None:
+        """The flow to ``target`` broke: its transactions fail, a new flow is asked for."""
+        self._local = None
+        self._keepalive_at = None
+        for key, transaction in list(self._client.items()):
+            failure = transaction.on_transport_error()
+            if failure is not None:
+                del self._client[key]
+                self._on_transaction_failure(transaction, failure, now)
+        self._events.append(ConnectionNeeded(self.target))
+        self._flush(now)
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def register(self, now: float) -> None:
+        """Register and keep the registration up."""
+        self.registration.register()
+        self._flush(now)
+
+    def unregister(self, now: float) -> None:
+        """Remove our binding and stop refreshing."""
+        self.registration.unregister()
+        self._flush(now)
+
+    def unregister_all(self, now: float) -> None:
+        """Remove every binding of the AOR (``Contact: *``)."""
+        self.registration.unregister_all()
+        self._flush(now)
+
+    def query_bindings(self, now: float) -> None:
+        """Ask the registrar which contacts are bound to the AOR."""
+        self.registration.query_bindings()
+        self._flush(now)
+
+    def discard(self) -> None:
+        """Drop the registration without sending anything."""
+        self.registration.discard()
+        self._client.clear()
+        self._events.extend(self.registration.take_events())
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def receive(self, data: bytes, source: Target, now: float) -> None:
+        """Feed one datagram or one framed stream message from ``source``."""
+        try:
+            message = parse_message(data)
+            if isinstance(message, Response):
+                self._on_response(message, now)
+            else:
+                self._on_request(message, source, now)
+        except RemoteProtocolError as err:
+            self.stats.malformed_dropped += 1
+            self._events.append(MessageDropped(source, str(err)))
+            return
+        self.stats.messages_received += 1
+        self._flush(now)
+
+    def handle_timers(self, now: float) -> None:
+        """Run every timer that is due at ``now``."""
+        for key, transaction in list(self._client.items()):
+            deadline = transaction.deadline
+            if deadline is None or deadline > now:
+                continue
+            result = transaction.on_timer(now)
+            if isinstance(result, Retransmit):
+                self.stats.retransmissions += 1
+                self._transmits.append(Transmit(transaction.target, result.data))
+            elif result is not None:
+                del self._client[key]
+                self._on_transaction_failure(transaction, result, now)
+            elif transaction.deadline is None:
+                del self._client[key]
+        for server_key, server in list(self._server.items()):
+            server.on_timer(now)
+            if server.deadline is None:
+                del self._server[server_key]
+        if self._keepalive_at is not None and now >= self._keepalive_at and self._local:
+            self._transmits.append(Transmit(self.target, KEEPALIVE_PING))
+            interval = self.settings.keepalive_interval or 0.0
+            self._keepalive_at = now + interval
+        registration_deadline = self.registration.deadline
+        if registration_deadline is not None and registration_deadline <= now:
+            self.registration.on_timer(now)
+        self._flush(now)
+
+    def next_deadline(self) -> float | None:
+        """The earliest time ``handle_timers`` has work to do."""
+        times = [t.deadline for t in self._client.values()]
+        times += [s.deadline for s in self._server.values()]
+        times += [self._keepalive_at, self.registration.deadline]
+        due = [t for t in times if t is not None]
+        return min(due) if due else None
+
+    # -- output --------------------------------------------------------------------------------
+
+    def take_transmits(self) -> list[Transmit]:
+        """Bytes to send, in order."""
+        out, self._transmits = self._transmits, []
+        return out
+
+    def take_events(self) -> list[UserAgentEvent]:
+        """What happened since the last call."""
+        out, self._events = self._events, []
+        return out
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _flush(self, now: float) -> None:
+        """Send what the state machines queued and collect their events."""
+        for request in self.registration.take_requests():
+            self._send_request(request, now)
+        for event in self.registration.take_events():
+            self._events.append(event)
+            if isinstance(event, RegistrationChanged):
+                self._after_registration_change(event, now)
+
+    def _after_registration_change(self, event: RegistrationChanged, now: float) -> None:
+        status = event.status
+        if status.state is RegistrationState.REGISTERED and self.settings.nat_fixup:
+            seen = status.public_address
+            if seen is not None and self._local is not None and seen != self._local:
+                # The registrar sees us elsewhere (NAT): bind the address it can reach.
+                self.registration.set_contact(self._contact_uri(seen))
+                self._flush(now)
+        elif (
+            status.state is RegistrationState.FAILED
+            and (
+                status.reason in (FailureReason.TIMEOUT, FailureReason.TRANSPORT_ERROR)
+                or status.status_code == 503
+            )
+            and self._target_index + 1 < len(self._targets)
+        ):
+            # Fail over to the next target of the RFC 3263 list before backing off.
+            self._target_index += 1
+            self._local = None
+            self._failover_pending = True
+            self._events.append(ConnectionNeeded(self.target))
+        elif status.state is RegistrationState.FAILED and len(self._targets) > 1:
+            self._target_index = 0
+            self._local = None
+            self._events.append(ConnectionNeeded(self.target))
+
+    def _send_request(self, request: Request, now: float) -> None:
+        target = self.target
+        if self._local is None:
+            self.registration.on_failure(ClientTransactionFailure.TRANSPORT_ERROR, now)
+            self._events.extend(self.registration.take_events())
+            return
+        host, port = self._local
+        branch = BRANCH_MAGIC + self._token(12)
+        via = Via(target.transport.via_name, host, port, (("branch", branch), ("rport", None)))
+        routing = [("Via", str(via)), ("Max-Forwards", MAX_FORWARDS)]
+        proxy = self.settings.outbound_proxy
+        if proxy is not None:
+            loose = (
+                proxy
+                if proxy.param("lr") is not None
+                else replace(proxy, params=(*proxy.params, ("lr", None)))
+            )
+            routing.append(("Route", f"<{loose}>"))
+        request.headers = Headers(
+            [*routing, *request.headers, ("User-Agent", self.settings.user_agent)]
+        )
+        transaction = ClientTransaction(request, target, now, self.settings.timers)
+        self._client[(transaction.branch, transaction.method)] = transaction
+        self.stats.messages_sent += 1
+        self._transmits.append(Transmit(target, transaction.data))
+
+    def _on_response(self, response: Response, now: float) -> None:
+        branch = response.top_via.branch or ""
+        key = (branch, response.cseq.method)
+        transaction = self._client.get(key)
+        if transaction is None:
+            self.stats.stray_responses += 1
+            return
+        delivered = transaction.on_response(response, now)
+        if delivered is None:
+            return
+        if transaction.deadline is None:
+            del self._client[key]
+        if delivered.status >= 200 and transaction.method == "REGISTER":
+            self.registration.on_response(delivered, now)
+
+    def _on_transaction_failure(
+        self, transaction: ClientTransaction, failure: ClientTransactionFailure, now: float
+    ) -> None:
+        if transaction.method == "REGISTER":
+            self.registration.on_failure(failure, now)
+
+    def _on_request(self, request: Request, source: Target, now: float) -> None:
+        via = request.top_via
+        key = (via.branch or "", f"{via.host}:{via.port}", request.method)
+        existing = self._server.get(key)
+        if existing is not None:
+            repeated = existing.on_retransmission()
+            if repeated is not None:
+                self._transmits.append(Transmit(existing.source, repeated))
+            return
+        if request.method == "ACK":
+            return
+        reply_to = _response_target(via, source)
+        server = ServerTransaction(request, reply_to, self.settings.timers)
+        self._server[key] = server
+        response = self._answer(request)
+        self.stats.requests_answered += 1
+        self._transmits.append(Transmit(reply_to, server.respond(response, now)))
+
+    def _answer(self, request: Request) -> Response:
+        method = request.method
+        if method == "OPTIONS":
+            status = 200
+        elif method in ("BYE", "CANCEL", "NOTIFY"):
+            status = 481  # no dialog of ours matches
+        elif method in KNOWN_METHODS:
+            status = 405
+        else:
+            status = 501
+        response = build_response(request, status, self._token(8))
+        if response.status in (200, 405, 501):
+            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+        response.headers.add("User-Agent", self.settings.user_agent)
+        return response
+
+    def _contact_uri(self, address: tuple[str, int]) -> SipUri:
+        transport = self.settings.transport
+        params = () if transport is Transport.UDP else (("transport", transport.value),)
+        return SipUri("sip", address[0], user=self.settings.aor.user, port=address[1],
+                      params=params)  # fmt: skip
+
+    def _token(self, size: int) -> str:
+        return "%0*x" % (size * 2, self._rng.getrandbits(size * 8))  # noqa: UP031
+
+
+def build_response(request: Request, status: int, to_tag: str) -> Response:
+    """A response to ``request`` with the headers RFC 3261 §8.2.6.2 copies over.
+
+    ``to_tag`` is added to the To header unless the request already carries one.
+    """
+    headers = Headers()
+    for via in request.headers.get_all("Via"):
+        headers.add("Via", via)
+    headers.add("From", request.headers.get("From") or "")
+    to = request.headers.get("To") or ""
+    if status > 100 and request.to.param("tag") is None:
+        to = f"{to};tag={to_tag}"
+    headers.add("To", to)
+    headers.add("Call-ID", request.call_id)
+    headers.add("CSeq", f"{request.cseq.number} {request.cseq.method}")
+    return Response(status, REASON_PHRASES.get(status, ""), headers)
+
+
+def _response_target(via: Via, source: Target) -> Target:
+    """Where a response to a request that came from ``source`` goes (RFC 3261 §18.2.2, 3581)."""
+    if source.transport.reliable or param(via.params, "rport") is not None:
+        return source
+    host = via.received or source.host
+    return Target(source.transport, host, via.port or source.transport.default_port)
+
+
+__all__ = [
+    "ConnectionNeeded",
+    "MessageDropped",
+    "Transmit",
+    "UserAgent",
+    "UserAgentEvent",
+    "UserAgentSettings",
+    "UserAgentStats",
+    "build_response",
+]
