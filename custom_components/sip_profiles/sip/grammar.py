@@ -113,6 +113,11 @@ def parse_params(text: str, separator: str = ";", *, strict: bool = False) -> Pa
     """
     params: list[tuple[str, str | None]] = []
     for raw in split_outside_quotes(text, separator):
+        simple = _SIMPLE_PARAM_RE.fullmatch(raw)
+        if simple is not None:
+            name, value = simple.groups()
+            params.append((name.lower(), value))
+            continue
         item = raw.strip(WSP)
         if not item:
             if strict:
@@ -158,3 +163,8 @@ def format_params(params: Params, separator: str = ";") -> str:
 
 
 _HOSTISH_RE = re.compile(r"\[?[0-9A-Fa-f:.]+\]?")
+# The usual parameter, ``name`` or ``name=token-or-host``, read in one step.
+_SIMPLE_PARAM_RE = re.compile(
+    r"[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*"
+    r"(?:=[ \t]*([A-Za-z0-9\-.!%*_+`'~]+|\[?[0-9A-Fa-f:.]+\]?)[ \t]*)?"
+)

@@ -13,7 +13,6 @@ from typing import Final, Literal, cast
 
 from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import (
-    TOKEN_CHARS,
     WSP,
     Params,
     format_params,
@@ -261,6 +260,15 @@ class ContentType:
         return f"{self.type}/{self.subtype}"
 
 
+def elements_of(value: str) -> list[str]:
+    """The comma-separated elements of one field value (see grammar.split_list)."""
+    if "," not in value:
+        # Nothing to split: quotes and brackets are checked by whoever parses the element.
+        value = value.strip(WSP)
+        return [value] if value else []
+    return split_list(value)
+
+
 def parse_name_addr(text: str) -> NameAddr:
     """Parse a name-addr (``"Name" <uri>;params``) or addr-spec (``uri;params``)."""
     text = text.strip(WSP)
@@ -307,7 +315,7 @@ def _header_params(rest: str, text: str) -> Params:
 
 def parse_contacts(values: list[str]) -> list[NameAddr] | Literal["*"]:
     """Parse the Contact field values: a list of addresses, or ``*`` alone."""
-    elements = [element for value in values for element in split_list(value)]
+    elements = [element for value in values for element in elements_of(value)]
     if STAR in elements:
         if len(elements) != 1:
             raise RemoteProtocolError("Contact '*' mixed with other contacts")
@@ -411,8 +419,9 @@ def _token_and_params(text: str) -> tuple[str, Params]:
 class Headers:
     """The header fields of a message: ordered, names case-insensitive, compact forms expanded.
 
-    Names are stored in their canonical spelling; values are text without surrounding white
-    space. Typed values parsed from the fields are cached until the fields change.
+    Names are compared case-insensitively and read back in their canonical spelling; values are
+    text without surrounding white space. Typed values parsed from the fields are cached until
+    the fields change.
     """
 
     __slots__ = ("_fields", "_index", "_typed")
@@ -437,7 +446,9 @@ class Headers:
     def get_list(self, name: str) -> list[str]:
         """Every element of the fields called ``name``, split at commas outside quotes and <>."""
         return [
-            element for value in self._lookup().get(_key(name), ()) for element in split_list(value)
+            element
+            for value in self._lookup().get(_key(name), ())
+            for element in elements_of(value)
         ]
 
     def add(self, name: str, value: str) -> None:
@@ -487,7 +498,7 @@ class Headers:
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         """The ``(name, value)`` fields in order."""
-        return ((name, value) for _, name, value in self._fields)
+        return ((canonical_name(name), value) for _, name, value in self._fields)
 
     def __len__(self) -> int:
         """The number of fields."""
@@ -505,7 +516,7 @@ class Headers:
 
     def __repr__(self) -> str:
         """The field names only: values may hold credentials."""
-        return f"Headers({[name for _, name, _ in self._fields]!r})"
+        return f"Headers({[canonical_name(name) for _, name, _ in self._fields]!r})"
 
     def _lookup(self) -> dict[str, list[str]]:
         if self._index is None:
@@ -523,10 +534,37 @@ class Headers:
         self._typed.clear()
 
     @classmethod
-    def from_fields(cls, fields: list[tuple[str, str, str]]) -> Headers:
-        """Headers over fields made by :func:`header_field` (the list is taken, not copied)."""
+    def parse_block(cls, block: str) -> Headers:
+        """Headers from the unfolded header lines of a received message (CRLF between lines).
+
+        Raises RemoteProtocolError when a line is not ``token [WSP] ":" value``.
+        """
         headers = cls()
-        headers._fields = fields
+        if not block:
+            headers._index = {}
+            return headers
+        lines = block.split("\r\n")
+        if block.count("\r") != len(lines) - 1 or block.count("\n") != len(lines) - 1:
+            raise RemoteProtocolError("bare CR or LF in the header fields")
+        fields = headers._fields
+        index: dict[str, list[str]] = {}
+        compact_forms = _COMPACT_FORMS
+        known_keys = _CANONICAL_NAMES
+        for line in lines:
+            name, colon, value = line.partition(":")
+            name = name.rstrip(WSP)
+            key = name.lower()
+            if not colon or (key not in known_keys and not is_token(name)):
+                raise RemoteProtocolError(f"bad header line {line!r}")
+            key = compact_forms.get(key, key)
+            value = value.strip(WSP)
+            fields.append((key, name, value))
+            values = index.get(key)
+            if values is None:
+                index[key] = [value]
+            else:
+                values.append(value)
+        headers._index = index
         return headers
 
 
@@ -535,18 +573,4 @@ def _checked_field(name: str, value: str) -> tuple[str, str, str]:
         raise LocalProtocolError(f"bad header name {name!r}")
     if "\r" in value or "\n" in value:
         raise LocalProtocolError(f"line break in the value of header {name!r}")
-    return _key(name), canonical_name(name), value.strip(WSP)
-
-
-def header_field(name: str, value: str) -> tuple[str, str, str]:
-    """``(key, canonical name, value)`` of one received field; the name must be a token.
-
-    Raises RemoteProtocolError for a bad name: the message parser calls it for each line.
-    """
-    key = name.lower()
-    canonical = _CANONICAL_NAMES.get(key)
-    if canonical is None:
-        if not set(name) <= TOKEN_CHARS or not name:
-            raise RemoteProtocolError(f"bad header name {name!r}")
-        canonical = name
-    return _COMPACT_FORMS.get(key, key), canonical, value.strip(WSP)
+    return _key(name), name, value.strip(WSP)

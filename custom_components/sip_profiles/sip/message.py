@@ -13,7 +13,7 @@ import re
 from typing import Final, Literal
 
 from .errors import LocalProtocolError, RemoteProtocolError
-from .grammar import WSP, is_token, split_list
+from .grammar import is_token
 from .headers import (
     ContentType,
     CSeq,
@@ -22,7 +22,7 @@ from .headers import (
     NameAddr,
     SubscriptionState,
     Via,
-    header_field,
+    elements_of,
     parse_contacts,
     parse_content_type,
     parse_cseq,
@@ -178,31 +178,18 @@ def parse_message(data: bytes) -> Message:
         raise RemoteProtocolError("header fields are not UTF-8") from err
     if "\r\n " in head or "\r\n\t" in head:
         head = _FOLD_RE.sub(" ", head)
-    lines = head.split("\r\n")
-    if head.count("\r") != len(lines) - 1 or head.count("\n") != len(lines) - 1:
-        raise RemoteProtocolError("bare CR or LF in the header fields")
-    if len(lines) > MAX_HEADERS + 1:
+    start_line, _, block = head.partition("\r\n")
+    if block.count("\r\n") >= MAX_HEADERS:
         raise RemoteProtocolError(f"more than {MAX_HEADERS} header fields")
-    fields: list[tuple[str, str, str]] = []
-    content_lengths: list[str] = []
-    for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        if not colon:
-            raise RemoteProtocolError(f"header line without ':': {line!r}")
-        field = header_field(name.rstrip(WSP), value)
-        if field[0] == "content-length":
-            content_lengths.append(field[2])
-        fields.append(field)
-    headers = Headers.from_fields(fields)
+    headers = Headers.parse_block(block)
     body_start = end + 4
-    content_length = _content_length(content_lengths)
+    content_length = _content_length(headers.get_all("Content-Length"))
     if content_length is None:
         body = data[body_start:]
     else:
         body = data[body_start : body_start + content_length]
         if len(body) < content_length:
             raise RemoteProtocolError("body shorter than Content-Length")
-    start_line = lines[0]
     if start_line[:4].upper() == "SIP/":
         return _response(start_line, headers, body)
     return _request(start_line, headers, body)
@@ -346,7 +333,7 @@ def _read_top_via(headers: Headers) -> Via:
     first = headers.get("Via")
     if first is None:
         raise RemoteProtocolError("no Via header")
-    elements = split_list(first)
+    elements = elements_of(first)
     if not elements:
         raise RemoteProtocolError("empty Via header")
     return parse_via(elements[0])

@@ -29,6 +29,7 @@ _SIP_URI_RE = re.compile(
     f"(?P<params>(?:;[{_PARAM_CHARS}=]*)*)"
     f"(?:\\?(?P<headers>[{_HEADER_CHARS}=&]*))?"
 )
+_SIP_SCHEMES = frozenset(("sip", "sips"))
 _SCHEME_RE = re.compile("[A-Za-z][A-Za-z0-9+\\-.]*")
 # Whatever follows the scheme of a URI we do not interpret: visible characters, no brackets.
 _OPAQUE_RE = re.compile('[^\\x00-\\x20\\x7f<>"]+')
@@ -98,11 +99,11 @@ Uri = SipUri | AbsoluteUri
 def parse_uri(text: str) -> Uri:
     """Parse a URI; raises RemoteProtocolError when it is not one."""
     scheme, colon, rest = text.partition(":")
+    scheme = scheme.lower()
+    if scheme in _SIP_SCHEMES and colon:
+        return _parse_sip(scheme, rest, text)
     if not colon or not _SCHEME_RE.fullmatch(scheme):
         raise RemoteProtocolError(f"not a URI: {text!r}")
-    scheme = scheme.lower()
-    if scheme in ("sip", "sips"):
-        return _parse_sip(scheme, rest, text)
     if not _OPAQUE_RE.fullmatch(rest):
         raise RemoteProtocolError(f"bad {scheme} URI: {text!r}")
     return AbsoluteUri(scheme, rest)

@@ -1,0 +1,1 @@
+"""Throughput measurements of the SIP core (scripts, not tests)."""
