@@ -67,7 +67,8 @@ class UserAgentSettings:
 
     aor: SipUri
     credentials: tuple[Credentials, ...]
-    transport: Transport = Transport.UDP
+    transport: Transport | None = None
+    """The transport to use; None lets server location (RFC 3263) choose."""
     registrar: SipUri | None = None
     """The Request-URI of REGISTER; the AOR's domain when None."""
     outbound_proxy: SipUri | None = None
@@ -422,7 +423,7 @@ class UserAgent:
         return response
 
     def _contact_uri(self, address: tuple[str, int]) -> SipUri:
-        transport = self.settings.transport
+        transport = self.target.transport
         params = () if transport is Transport.UDP else (("transport", transport.value),)
         return SipUri("sip", address[0], user=self.settings.aor.user, port=address[1],
                       params=params)  # fmt: skip

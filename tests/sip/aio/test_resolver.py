@@ -258,12 +258,25 @@ async def test_unknown_name_is_a_location_error(serve_dns: ServeDns) -> None:
     assert isinstance(caught.value, OSError)
 
 
-async def test_refused_query_is_a_location_error(serve_dns: ServeDns) -> None:
-    # The server answers only for .test; it refuses anything else.
+async def test_failed_queries_end_in_a_location_error_with_the_cause(
+    serve_dns: ServeDns,
+) -> None:
+    # The server answers only for .test and its own host records; it refuses anything else.
     resolver = await serve_dns([])
 
-    with pytest.raises(LocationError, match="failed"):
+    with pytest.raises(LocationError, match="DNS failed") as caught:
         await locate(parse_sip_uri("sip:sip.example"), resolver=resolver)
+
+    assert isinstance(caught.value.__cause__, aiodns.error.DNSError)
+
+
+async def test_failed_naptr_and_srv_queries_fall_through_to_a(serve_dns: ServeDns) -> None:
+    # NAPTR and SRV queries for a name outside .test are refused; its A record is answered.
+    resolver = await serve_dns([host("pbx.example", "127.0.0.1")])
+
+    targets = await locate(parse_sip_uri("sip:pbx.example"), resolver=resolver)
+
+    assert targets == [Target(UDP, "127.0.0.1", 5060, "pbx.example")]
 
 
 async def test_numeric_hosts_make_no_query(dnsmasq: Dnsmasq) -> None:

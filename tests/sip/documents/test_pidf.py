@@ -224,6 +224,16 @@ def test_document_without_contact() -> None:
     assert (presence_tuple.contact, presence_tuple.priority) == (None, None)
 
 
+def test_contact_without_priority() -> None:
+    doc = parse_pidf(pidf('<tuple id="t"><status/><contact>sip:a@example.com</contact></tuple>'))
+    assert (doc.tuples[0].contact, doc.tuples[0].priority) == ("sip:a@example.com", None)
+
+
+def test_empty_other_activity_is_skipped() -> None:
+    doc = parse_pidf(pidf(tuple_xml("open") + person_xml("away", other=" ")))
+    assert (doc.persons[0].activities, doc.persons[0].other_activities) == (("away",), ())
+
+
 def test_basic_is_read_case_insensitively() -> None:
     assert parse_pidf(pidf(tuple_xml(" OPEN "))).tuples[0].basic is BasicStatus.OPEN
 

@@ -13,7 +13,7 @@ import ipaddress
 import random
 
 import aiodns
-from aiodns.error import ARES_ENODATA, ARES_ENOTFOUND, DNSError
+from aiodns.error import ARES_ECONNREFUSED, ARES_ENODATA, ARES_ENOTFOUND, DNSError
 from pycares import (
     AAAARecordData,
     ARecordData,
@@ -41,14 +41,16 @@ _SRV_PREFIXES = {
 _SIP_SRV_ORDER = (Transport.UDP, Transport.TCP, Transport.TLS)
 # Answers that mean "no such records" rather than "DNS did not answer".
 _NO_RECORDS = frozenset({ARES_ENODATA, ARES_ENOTFOUND})
+# Nobody listens where the name servers should be: every further query would fail alike.
+_NO_SERVER = frozenset({ARES_ECONNREFUSED})
 
 
 class LocationError(OSError):
     """No server could be located for a SIP URI.
 
-    The name has no usable NAPTR, SRV, A or AAAA records, or DNS itself failed (timeout,
-    refusal, server failure). It is an OSError, like ``socket.gaierror``, so that callers
-    handling unreachable servers handle it too.
+    The name has no usable NAPTR, SRV, A or AAAA records, or DNS itself failed (the
+    failure is then the ``__cause__``). It is an OSError, like ``socket.gaierror``, so that
+    callers handling unreachable servers handle it too.
     """
 
 
@@ -133,6 +135,7 @@ class _Lookup:
     def __init__(self, resolver: aiodns.DNSResolver, rng: random.Random) -> None:
         self._resolver = resolver
         self._rng = rng
+        self._failure: DNSError | None = None
 
     async def run(self, uri: SipUri, transport: Transport | None) -> list[Target]:
         domain = uri.host
@@ -152,7 +155,8 @@ class _Lookup:
                 chosen = _default_transport(secure=secure)
                 targets = await self._addresses(chosen, domain, chosen.default_port, domain)
         if not targets:
-            raise LocationError(f"no SIP server found for {domain}")
+            failure = f" (DNS failed: {self._failure.args})" if self._failure else ""
+            raise LocationError(f"no SIP server found for {domain}{failure}") from self._failure
         return list(dict.fromkeys(targets))
 
     async def _naptr(self, domain: str, *, secure: bool) -> list[Target]:
@@ -207,13 +211,20 @@ class _Lookup:
         return [Target(transport, address, port, server_name) for address in addresses]
 
     async def _query[R](self, name: str, qtype: str, data_type: type[R]) -> list[R]:
-        """The answers of type ``data_type``; none when the name or the records do not exist."""
+        """The answers of type ``data_type``; none when the name or the records do not exist.
+
+        Other failures count as no answer too, remembered for the final error: some home
+        routers time out or fail on NAPTR or AAAA queries yet answer the rest.
+        """
         try:
             result = await self._resolver.query_dns(name, qtype)
         except DNSError as exc:
-            if exc.args and exc.args[0] in _NO_RECORDS:
-                return []
-            raise LocationError(f"DNS {qtype} lookup of {name} failed: {exc.args}") from exc
+            code = exc.args[0] if exc.args else None
+            if code in _NO_SERVER:
+                raise LocationError(f"DNS {qtype} lookup of {name} failed: {exc.args}") from exc
+            if code not in _NO_RECORDS:
+                self._failure = exc
+            return []
         # Answers can also hold the CNAME records that led to the data.
         return [record.data for record in result.answer if isinstance(record.data, data_type)]
 

@@ -13,10 +13,14 @@ import contextlib
 import logging
 import ssl
 
+import aiodns
+
 from ..backoff import Backoff
 from ..registration import RegistrationChanged, RegistrationState
 from ..target import Target
-from ..useragent import ConnectionNeeded, UserAgent, UserAgentEvent
+from ..uri import SipUri
+from ..useragent import ConnectionNeeded, UserAgent, UserAgentEvent, UserAgentSettings
+from .resolver import locate
 from .transport import TransportLayer
 
 _LOGGER = logging.getLogger(__name__)
@@ -218,3 +222,46 @@ class UserAgentRunner:
         if self._closed or (self._connecting is not None and not self._connecting.done()):
             return
         self._connecting = self._loop.create_task(self._reconnect(target))
+
+
+def server_uri(settings: UserAgentSettings) -> SipUri:
+    """The URI whose server receives our requests: outbound proxy, else registrar, else domain."""
+    if settings.outbound_proxy is not None:
+        return settings.outbound_proxy
+    if settings.registrar is not None:
+        return settings.registrar
+    aor = settings.aor
+    return SipUri(aor.scheme, aor.host, port=aor.port)
+
+
+async def start_user_agent(
+    settings: UserAgentSettings,
+    *,
+    resolver: aiodns.DNSResolver | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    connect_timeout: float = 5.0,
+) -> UserAgentRunner:
+    """Locate the server (RFC 3263); return a runner with a flow to the first target that works.
+
+    Raises ``LocationError``, ``OSError`` or ``ssl.SSLError`` (the last target's) when no flow
+    can be opened.
+    """
+    targets = await locate(server_uri(settings), transport=settings.transport, resolver=resolver)
+    last_error: OSError | ssl.SSLError | None = None
+    for index, target in enumerate(targets):
+        # Each runner starts with the remaining targets so later failover keeps their order.
+        runner = UserAgentRunner(
+            UserAgent(settings, targets[index:]),
+            ssl_context=ssl_context,
+            connect_timeout=connect_timeout,
+        )
+        try:
+            await runner.start()
+        except (OSError, ssl.SSLError) as err:
+            _LOGGER.debug("Cannot open a flow to %s: %s", target, err)
+            last_error = err
+            await runner.stop(unregister=False)
+            continue
+        return runner
+    assert last_error is not None  # locate() never returns an empty list
+    raise last_error

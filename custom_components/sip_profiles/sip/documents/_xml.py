@@ -100,7 +100,6 @@ def parse_xml(
     reader = _TreeReader(max_depth)
     parser = expat.ParserCreate(encoding, namespace_separator="}")
     parser.buffer_text = True
-    parser.StartDoctypeDeclHandler = _refuse_doctype
     parser.StartElementHandler = reader.start
     parser.EndElementHandler = reader.end
     parser.CharacterDataHandler = reader.data
@@ -120,11 +119,6 @@ def parse_xml(
 def local_name(tag: str) -> str:
     """The name of an element or attribute without its namespace."""
     return tag.rpartition("}")[2]
-
-
-def namespace_of(tag: str) -> str:
-    """The namespace of a Clark-notation name; the empty string when it has none."""
-    return tag[1:].partition("}")[0] if tag.startswith("{") else ""
 
 
 def text_of(element: ET.Element) -> str:
