@@ -311,3 +311,20 @@ async def test_numeric_hosts_make_no_query(dnsmasq: Dnsmasq) -> None:
 async def test_impossible_transport_is_a_local_error(uri: str, transport: Transport | None) -> None:
     with pytest.raises(LocalProtocolError):
         await locate(parse_sip_uri(uri), transport=transport)
+
+
+async def test_srv_target_dot_means_no_service(serve_dns: ServeDns) -> None:
+    resolver = await serve_dns(
+        [
+            "srv-host=_sip._udp.sip.test",
+            srv("_sip._tcp.sip.test", "pbx1.sip.test", 5060),
+            host("pbx1.sip.test", "127.0.0.1"),
+            host("sip.test", "127.0.0.9"),
+        ]
+    )
+
+    any_transport = await locate(parse_sip_uri("sip:sip.test"), resolver=resolver)
+    udp = await locate(parse_sip_uri("sip:sip.test;transport=udp"), resolver=resolver)
+
+    assert any_transport == [Target(TCP, "127.0.0.1", 5060, "sip.test")]
+    assert udp == [Target(UDP, "127.0.0.9", 5060, "sip.test")]

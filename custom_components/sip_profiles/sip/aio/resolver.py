@@ -187,7 +187,8 @@ class _Lookup:
     async def _services(self, transport: Transport, name: str, server_name: str) -> list[Target]:
         """The addresses of the SRV records at ``name``, in RFC 2782 order."""
         records = await self._query(name, "SRV", SRVRecordData)
-        # A lone record with target "." says the service is decidedly not offered.
+        # A record with target "." says the service is not offered there: it yields no
+        # target, and the name is then treated like one without SRV records.
         services = [
             _Service(record.target.rstrip("."), record.port, record.priority, record.weight)
             for record in records
