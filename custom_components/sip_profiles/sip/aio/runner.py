@@ -1,7 +1,7 @@
 """Drive a sans-I/O :class:`UserAgent` on an asyncio loop.
 
 The runner is the only place where the core meets the clock and the sockets: it feeds the user
-agent received bytes and due timers (``loop.time()`` as ``now``), sends what it asks to send,
+agent received bytes and due timers (its clock's time as ``now``), sends what it asks to send,
 opens the flows it asks for, and hands its events to listeners.
 """
 
@@ -39,10 +39,16 @@ class UserAgentRunner:
         *,
         ssl_context: ssl.SSLContext | None = None,
         connect_timeout: float = 5.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        """Wrap ``user_agent``; ``start()`` opens the first flow."""
+        """Wrap ``user_agent``; ``start()`` opens the first flow.
+
+        ``clock`` is a monotonic clock in seconds, the loop's own by default; a host that
+        moves time in its tests (Home Assistant's freezer) passes the one it moves.
+        """
         self.user_agent = user_agent
         self._loop = asyncio.get_running_loop()
+        self._clock = clock or self._loop.time
         self._transports = TransportLayer(
             on_message=self._on_message,
             on_flow_lost=self._on_flow_lost,
@@ -75,7 +81,7 @@ class UserAgentRunner:
 
     def now(self) -> float:
         """The user agent's clock: the loop's monotonic time, plus what ``advance_clock`` added."""
-        return self._loop.time() + self._clock_offset
+        return self._clock() + self._clock_offset
 
     def advance_clock(self, seconds: float) -> None:
         """Move the user agent's clock forward, firing every timer due on the way, in order.
@@ -212,7 +218,7 @@ class UserAgentRunner:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = (
-                self._loop.call_at(deadline - self._clock_offset, self._on_timer)
+                self._loop.call_later(max(deadline - self.now(), 0.0), self._on_timer)
                 if deadline is not None
                 else None
             )
@@ -240,6 +246,7 @@ async def start_user_agent(
     resolver: aiodns.DNSResolver | None = None,
     ssl_context: ssl.SSLContext | None = None,
     connect_timeout: float = 5.0,
+    clock: Callable[[], float] | None = None,
 ) -> UserAgentRunner:
     """Locate the server (RFC 3263); return a runner with a flow to the first target that works.
 
@@ -254,6 +261,7 @@ async def start_user_agent(
             UserAgent(settings, targets[index:]),
             ssl_context=ssl_context,
             connect_timeout=connect_timeout,
+            clock=clock,
         )
         try:
             await runner.start()
