@@ -1,0 +1,401 @@
+"""One coordinator per SIP profile: it owns the profile's user agent and publishes its state.
+
+Nothing is polled: the user agent pushes events, the coordinator turns them into a
+``ProfileData`` snapshot for the entities, fires registration problems and recoveries to
+listeners (the event entity), starts reauthentication and raises or clears repair issues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, override
+
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+from homeassistant.util import dt as dt_util
+
+from .const import (
+    CONF_AOR,
+    CONF_ENABLED,
+    CONF_MASTER,
+    DOMAIN,
+    LOGGER,
+    SETUP_TIMEOUT,
+    SHUTDOWN_TIMEOUT,
+)
+from .profile import FAILURE_KEYS, ProfileError, async_register_once, async_start_runner
+from .sip.aio.runner import UserAgentRunner
+from .sip.registration import (
+    AllBindingsRemoved,
+    Binding,
+    BindingsListed,
+    FailureReason,
+    OperationFailed,
+    RegistrationChanged,
+    RegistrationState,
+    RegistrationStatus,
+)
+from .sip.target import Target
+from .sip.trace import masked_text
+from .sip.useragent import UserAgentEvent
+
+type SipProfileConfigEntry = ConfigEntry[SipProfileCoordinator]
+
+MESSAGE_LOG_SIZE = 50
+OPERATION_TIMEOUT = 10.0
+
+PROBLEM_EVENTS: dict[FailureReason, str] = {
+    FailureReason.AUTH_FAILED: "auth_failed",
+    FailureReason.FORBIDDEN: "auth_failed",
+    FailureReason.TIMEOUT: "timeout",
+    FailureReason.TRANSPORT_ERROR: "timeout",
+    FailureReason.SERVER_ERROR: "server_error",
+    FailureReason.NOT_FOUND: "rejected",
+    FailureReason.REJECTED: "rejected",
+}
+RECOVERED = "recovered"
+REPAIRABLE: dict[FailureReason, str] = {FailureReason.NOT_FOUND: "unknown_account"}
+"""Failures only the user can fix, with the translation key of their repair issue."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileData:
+    """What the entities of one profile show."""
+
+    enabled: bool
+    status: RegistrationStatus
+    target: Target | None
+    refresh_at: datetime | None
+    retry_at: datetime | None
+    waiting_for_master: bool = False
+
+    @property
+    def state(self) -> str:
+        """The registration state as the entities name it (``disabled`` when switched off)."""
+        if not self.enabled and self.status.state is RegistrationState.UNREGISTERED:
+            return "disabled"
+        return self.status.state.value
+
+    @property
+    def other_bindings(self) -> int:
+        """Bindings of the address of record that belong to other devices."""
+        return sum(1 for binding in self.status.bindings if not binding.ours)
+
+
+@dataclass(frozen=True, slots=True)
+class TracedMessage:
+    """One SIP message seen on the wire, credentials masked."""
+
+    time: datetime
+    direction: str
+    peer: str
+    text: str
+
+
+ProblemListener = Callable[[str, dict[str, Any]], None]
+
+
+class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
+    """Keeps one SIP profile registered and reports how it is doing."""
+
+    config_entry: SipProfileConfigEntry
+
+    def __init__(self, hass: HomeAssistant, entry: SipProfileConfigEntry) -> None:
+        """Prepare the coordinator; ``async_start`` connects."""
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {entry.data[CONF_AOR]}",
+            update_interval=None,
+            always_update=False,
+        )
+        self.runner: UserAgentRunner | None = None
+        self.messages: deque[TracedMessage] = deque(maxlen=MESSAGE_LOG_SIZE)
+        self._enabled: bool = entry.data.get(CONF_ENABLED, True)
+        self._problem_listeners: list[ProblemListener] = []
+        self._last_state: RegistrationState | None = None
+        self._last_failure_logged: FailureReason | None = None
+        self.options_at_setup = dict(entry.options)
+        self.data = self._snapshot()
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    async def async_start(self) -> None:
+        """Open the flow and, when enabled, make the first registration.
+
+        Raises ConfigEntryNotReady when the server cannot be reached (Home Assistant retries)
+        and ConfigEntryAuthFailed when it rejects the credentials (reauthentication starts).
+        """
+        entry = self.config_entry
+        try:
+            runner = await async_start_runner(self.hass, entry.data, entry.options)
+        except ProfileError as err:
+            if err.key == "tls_untrusted":
+                self._raise_issue("tls_untrusted")
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN,
+                translation_key=err.key,
+                translation_placeholders={"detail": str(err)},
+            ) from err
+        self._clear_issue("tls_untrusted")
+        self.runner = runner
+        runner.add_listener(self._on_event)
+        runner.add_tracer(self._on_message)
+        if self._enabled and self._master_ready():
+            try:
+                await async_register_once(runner, SETUP_TIMEOUT)
+            except ProfileError as err:
+                if err.key in ("invalid_auth", "forbidden"):
+                    await self._async_stop_runner(unregister=False)
+                    raise ConfigEntryAuthFailed(
+                        translation_domain=DOMAIN, translation_key=err.key
+                    ) from err
+                if err.key in ("timeout", "cannot_connect"):
+                    await self._async_stop_runner(unregister=False)
+                    raise ConfigEntryNotReady(
+                        translation_domain=DOMAIN, translation_key=err.key
+                    ) from err
+                # Other rejections stay visible as a failed registration (and a repair issue).
+        self.async_set_updated_data(self._snapshot())
+
+    @override
+    async def async_shutdown(self) -> None:
+        """Unregister (bounded in time) and close the flows."""
+        await super().async_shutdown()
+        await self._async_stop_runner(unregister=True)
+
+    async def _async_stop_runner(self, *, unregister: bool) -> None:
+        runner, self.runner = self.runner, None
+        if runner is not None:
+            await runner.stop(unregister=unregister, unregister_timeout=SHUTDOWN_TIMEOUT)
+
+    # -- commands (switch, services) -----------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the profile is meant to be registered."""
+        return self._enabled
+
+    def async_enable(self) -> None:
+        """Register the profile and keep it registered (remembered across restarts)."""
+        self._set_enabled(True)
+        if self.runner is not None and self._master_ready():
+            self.runner.register()
+        self.async_set_updated_data(self._snapshot())
+
+    def async_disable(self) -> None:
+        """Unregister and keep the profile (remembered across restarts)."""
+        self._set_enabled(False)
+        if self.runner is not None:
+            self.runner.unregister()
+        self.async_set_updated_data(self._snapshot())
+
+    def async_refresh_registration(self) -> None:
+        """Register again now."""
+        if self.runner is not None and self._enabled:
+            self.runner.register()
+
+    async def async_list_bindings(self) -> tuple[Binding, ...]:
+        """Ask the registrar for every binding of the address of record."""
+        event = await self._async_operation(
+            lambda runner: runner.query_bindings(), (BindingsListed, OperationFailed)
+        )
+        if isinstance(event, OperationFailed):
+            raise ProfileError(_operation_key(event))
+        assert isinstance(event, BindingsListed)
+        return event.bindings
+
+    async def async_unregister_all(self) -> int:
+        """Remove every binding of the address of record; returns how many there were.
+
+        The profile stays enabled but unregistered until it is refreshed or re-enabled.
+        """
+        event = await self._async_operation(
+            lambda runner: runner.unregister_all(), (AllBindingsRemoved, OperationFailed)
+        )
+        if isinstance(event, OperationFailed):
+            raise ProfileError(_operation_key(event))
+        assert isinstance(event, AllBindingsRemoved)
+        return event.count
+
+    @callback
+    def async_add_problem_listener(self, listener: ProblemListener) -> CALLBACK_TYPE:
+        """Call ``listener(event_type, attributes)`` for every problem and recovery."""
+        self._problem_listeners.append(listener)
+        return lambda: self._problem_listeners.remove(listener)
+
+    # -- dependent profiles --------------------------------------------------------------------
+
+    def _master(self) -> SipProfileCoordinator | None:
+        master_id = self.config_entry.data.get(CONF_MASTER)
+        if not master_id:
+            return None
+        master = self.hass.config_entries.async_get_entry(master_id)
+        if master is None or master.state is not ConfigEntryState.LOADED:
+            return None
+        coordinator: SipProfileCoordinator = master.runtime_data
+        return coordinator
+
+    def _master_ready(self) -> bool:
+        """A dependent profile registers only while its master is registered."""
+        if not self.config_entry.data.get(CONF_MASTER):
+            return True
+        master = self._master()
+        return master is not None and master.data.status.state is RegistrationState.REGISTERED
+
+    def _notify_dependents(self) -> None:
+        """Our registration (re)succeeded: every profile depending on us registers again."""
+        for entry in self.hass.config_entries.async_entries(DOMAIN):
+            if (
+                entry.data.get(CONF_MASTER) == self.config_entry.entry_id
+                and entry.state is ConfigEntryState.LOADED
+            ):
+                dependent: SipProfileCoordinator = entry.runtime_data
+                dependent.async_master_registered()
+
+    @callback
+    def async_master_registered(self) -> None:
+        """Our master registered (again): register (again) too."""
+        if self.runner is not None and self._enabled:
+            self.runner.register()
+        self.async_set_updated_data(self._snapshot())
+
+    # -- internals -----------------------------------------------------------------------------
+
+    async def _async_operation(
+        self,
+        start: Callable[[UserAgentRunner], None],
+        wanted: tuple[type[UserAgentEvent], ...],
+    ) -> UserAgentEvent:
+        runner = self.runner
+        if runner is None:
+            raise ProfileError("not_running")
+        result: asyncio.Future[UserAgentEvent] = self.hass.loop.create_future()
+
+        def on_event(event: UserAgentEvent) -> None:
+            if isinstance(event, wanted) and not result.done():
+                result.set_result(event)
+
+        remove = runner.add_listener(on_event)
+        try:
+            start(runner)
+            async with asyncio.timeout(OPERATION_TIMEOUT):
+                return await result
+        except TimeoutError as err:
+            raise ProfileError("timeout") from err
+        finally:
+            remove()
+
+    def _set_enabled(self, enabled: bool) -> None:
+        if enabled == self._enabled:
+            return
+        self._enabled = enabled
+        entry = self.config_entry
+        self.hass.config_entries.async_update_entry(
+            entry, data={**entry.data, CONF_ENABLED: enabled}
+        )
+
+    @callback
+    def _on_message(self, direction: str, peer: Target, data: bytes) -> None:
+        if not data.strip():
+            return  # keep-alives
+        self.messages.append(
+            TracedMessage(dt_util.utcnow(), direction, str(peer), masked_text(data))
+        )
+
+    @callback
+    def _on_event(self, event: UserAgentEvent) -> None:
+        if isinstance(event, RegistrationChanged):
+            self._on_registration_changed(event.status)
+        self.async_set_updated_data(self._snapshot())
+
+    def _on_registration_changed(self, status: RegistrationStatus) -> None:
+        previous, self._last_state = self._last_state, status.state
+        if status.state is RegistrationState.FAILED and status.reason is not None:
+            if status.reason != self._last_failure_logged:
+                LOGGER.warning(
+                    "%s: registration failed (%s%s)",
+                    self.config_entry.title,
+                    status.reason.value,
+                    f", {status.status_code} {status.reason_phrase}" if status.status_code else "",
+                )
+                self._last_failure_logged = status.reason
+            if previous is not RegistrationState.FAILED:
+                self._fire(PROBLEM_EVENTS[status.reason], status)
+            if status.reason in (FailureReason.AUTH_FAILED, FailureReason.FORBIDDEN):
+                self.config_entry.async_start_reauth(self.hass)
+            if issue := REPAIRABLE.get(status.reason):
+                self._raise_issue(issue)
+        elif status.state is RegistrationState.REGISTERED:
+            if previous is RegistrationState.FAILED:
+                LOGGER.info("%s: registered again", self.config_entry.title)
+                self._fire(RECOVERED, status)
+            self._last_failure_logged = None
+            for issue in REPAIRABLE.values():
+                self._clear_issue(issue)
+            if previous is not RegistrationState.REGISTERED:
+                self._notify_dependents()
+
+    def _fire(self, event_type: str, status: RegistrationStatus) -> None:
+        attributes: dict[str, Any] = {
+            "reason": status.reason.value if status.reason else None,
+            "status_code": status.status_code,
+            "reason_phrase": status.reason_phrase,
+        }
+        for listener in list(self._problem_listeners):
+            listener(event_type, attributes)
+
+    def _issue_id(self, key: str) -> str:
+        return f"{key}_{self.config_entry.entry_id}"
+
+    def _raise_issue(self, key: str) -> None:
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            self._issue_id(key),
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=key,
+            translation_placeholders={"profile": self.config_entry.title},
+        )
+
+    def _clear_issue(self, key: str) -> None:
+        ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(key))
+
+    def _snapshot(self) -> ProfileData:
+        runner = self.runner
+        if runner is None:
+            return ProfileData(
+                enabled=self._enabled,
+                status=RegistrationStatus(RegistrationState.UNREGISTERED),
+                target=None,
+                refresh_at=None,
+                retry_at=None,
+            )
+        status = runner.user_agent.registration.status
+        now = runner.now()
+        wall = dt_util.utcnow()
+
+        def to_wall(moment: float | None) -> datetime | None:
+            return None if moment is None else wall + timedelta(seconds=moment - now)
+
+        return ProfileData(
+            enabled=self._enabled,
+            status=status,
+            target=runner.user_agent.target,
+            refresh_at=to_wall(status.refresh_at),
+            retry_at=to_wall(status.retry_at),
+            waiting_for_master=self._enabled and not self._master_ready(),
+        )
+
+
+def _operation_key(event: OperationFailed) -> str:
+    return FAILURE_KEYS[event.reason]
