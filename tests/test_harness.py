@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -17,6 +18,7 @@ import time
 
 import pytest
 
+from tests.harness.develop import ROOT, prepare_config
 from tests.harness.kamailio import KamailioServer, parse_bindings, pidf
 
 # --------------------------------------------------------------------------- raw client
@@ -524,3 +526,32 @@ def test_parse_bindings_reads_kamcmd_output():
     )
     assert (first.received, first.user_agent, first.socket) == (None, "raw", "udp:127.0.0.1:5060")
     assert (second.contact, second.expires, second.q) == ("sip:alice@127.0.0.1:5080", 60, 0.5)
+
+
+# --------------------------------------------------------------------------- development config
+
+
+def test_develop_config_keeps_home_assistant_on_loopback(tmp_path):
+    config = tmp_path / "config"
+    prepare_config(config, 8124)
+
+    stored = json.loads((config / ".storage" / "http").read_text())
+    assert stored["key"] == "http"
+    assert stored["data"]["stable"]["server_host"] == ["127.0.0.1"]
+    assert stored["data"]["stable"]["server_port"] == 8124
+    assert stored["data"]["pending"] is None
+    assert stored["data"]["yaml_migration_done"] is True
+    onboarding = json.loads((config / ".storage" / "onboarding").read_text())
+    assert "user" not in onboarding["data"]["done"]
+    assert "core_config" in onboarding["data"]["done"]
+    yaml_text = (config / "configuration.yaml").read_text()
+    assert "custom_components.sip_profiles: debug" in yaml_text
+    assert "\nhttp:" not in yaml_text
+    link = config / "custom_components" / "sip_profiles"
+    assert link.resolve() == (ROOT / "custom_components" / "sip_profiles").resolve()
+
+    (config / "configuration.yaml").write_text("homeassistant:\n")
+    prepare_config(config, 9999)  # a second run keeps what is there
+    assert (config / "configuration.yaml").read_text() == "homeassistant:\n"
+    again = json.loads((config / ".storage" / "http").read_text())
+    assert again["data"]["stable"]["server_port"] == 8124
