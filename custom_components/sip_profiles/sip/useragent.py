@@ -5,7 +5,7 @@ probe) feeds it:
 
 - ``connection_up(local, now)`` once a flow to ``target`` exists, ``connection_lost(now)``
   when it broke, ``receive(data, source, now)`` for every datagram or framed message;
-- commands such as ``register(now)``;
+- commands such as ``register(now)``, ``subscribe(uri, package, now)``, ``publish(...)``;
 - ``handle_timers(now)`` whenever ``next_deadline()`` has passed;
 
 and after each call drains ``take_transmits()`` (bytes to send to a target) and
@@ -20,10 +20,12 @@ import random
 
 from .auth import Credentials, DigestClient
 from .backoff import BackoffPolicy
+from .documents.pidf import MyPresence
 from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import param
 from .headers import Headers, Via
 from .message import Request, Response, parse_message
+from .publication import Publication, PublicationChanged, PublicationSettings
 from .registration import (
     FailureReason,
     Registration,
@@ -31,6 +33,14 @@ from .registration import (
     RegistrationEvent,
     RegistrationSettings,
     RegistrationState,
+)
+from .subscription import (
+    DEFAULT_EXPIRES,
+    Subscription,
+    SubscriptionEvent,
+    SubscriptionKey,
+    SubscriptionSettings,
+    SubscriptionStatus,
 )
 from .target import Target, Transport
 from .transaction import (
@@ -57,6 +67,7 @@ REASON_PHRASES = {
     400: "Bad Request",
     405: "Method Not Allowed",
     481: "Call/Transaction Does Not Exist",
+    500: "Server Internal Error",
     501: "Not Implemented",
 }
 
@@ -111,7 +122,11 @@ class MessageDropped:
     error: str
 
 
-UserAgentEvent = RegistrationEvent | ConnectionNeeded | MessageDropped
+UserAgentEvent = (
+    RegistrationEvent | SubscriptionEvent | PublicationChanged | ConnectionNeeded | MessageDropped
+)
+_Owner = Registration | Publication | Subscription
+"""A state machine whose requests a client transaction carries."""
 
 
 @dataclass(slots=True)
@@ -147,6 +162,7 @@ class UserAgent:
         self._local: tuple[str, int] | None = None
         self._failover_pending = False
         self._client: dict[tuple[str, str], ClientTransaction] = {}
+        self._owners: dict[tuple[str, str], _Owner] = {}
         self._server: dict[tuple[str, str, str], ServerTransaction] = {}
         self._keepalive_at: float | None = None
         self._transmits: list[Transmit] = []
@@ -172,6 +188,25 @@ class UserAgent:
             backoff=settings.backoff,
             rng=self._rng,
         )
+        self.publication = Publication(
+            PublicationSettings(settings.aor, settings.display_name, settings.expires),
+            self.digest,
+            new_token=self._token,
+            backoff=settings.backoff,
+            rng=self._rng,
+        )
+        self._subscriptions: dict[SubscriptionKey, Subscription] = {}
+        self._dirty: set[SubscriptionKey] = set()
+        self._by_call_id: dict[str, SubscriptionKey] = {}
+        self._indexed_call_id: dict[SubscriptionKey, str] = {}
+        self._flow_was_lost = False
+        self._registration_was_lost = False
+        # Concurrent requests share one DigestClient: while one answers a fresh challenge (the
+        # probe), further challenges wait, so one nonce is answered at a time and a second
+        # challenge is not taken for a refusal of the first answer.
+        self._auth_probe: tuple[str, str] | None = None
+        self._probe_owner: _Owner | None = None
+        self._deferred_challenges: list[tuple[_Owner, Response]] = []
 
     # -- flows ---------------------------------------------------------------------------------
 
@@ -188,7 +223,13 @@ class UserAgent:
     def connection_up(self, local: tuple[str, int], now: float) -> None:
         """A flow to ``target`` exists; ``local`` is its local address."""
         self._local = local
-        self.registration.set_contact(self._contact_uri(local))
+        contact = self._contact_uri(local)
+        self.registration.set_contact(contact)
+        for subscription in self._subscriptions.values():
+            subscription.set_contact(contact)
+        if self._flow_was_lost:
+            self._flow_was_lost = False
+            self._restart_dialogs()
         if self.settings.keepalive_interval:
             self._keepalive_at = now + self.settings.keepalive_interval
         registration = self.registration
@@ -203,6 +244,7 @@ class UserAgent:
         """The flow to ``target`` broke: its transactions fail, a new flow is asked for."""
         self._local = None
         self._keepalive_at = None
+        self._flow_was_lost = True
         for key, transaction in list(self._client.items()):
             failure = transaction.on_transport_error()
             if failure is not None:
@@ -233,11 +275,74 @@ class UserAgent:
         self.registration.query_bindings()
         self._flush(now)
 
+    def subscribe(
+        self, uri: SipUri, event_package: str, now: float, *, expires: int = DEFAULT_EXPIRES
+    ) -> SubscriptionKey:
+        """Watch ``uri`` for ``event_package`` (``presence``, ``dialog``, ``presence.winfo``).
+
+        Subscribing again to a live subscription changes nothing; a failed or ended one starts
+        over. Raises LocalProtocolError for a package name that is not a token.
+        """
+        subscription = Subscription(
+            SubscriptionSettings(
+                uri, event_package, self.settings.aor, self.settings.display_name, expires
+            ),
+            self.digest,
+            new_token=self._token,
+            backoff=self.settings.backoff,
+            rng=self._rng,
+        )
+        key = subscription.key
+        subscription = self._subscriptions.setdefault(key, subscription)
+        if self._local is not None:
+            subscription.set_contact(self._contact_uri(self._local))
+        subscription.subscribe()
+        self._dirty.add(key)
+        self._flush(now)
+        return key
+
+    def unsubscribe(self, key: SubscriptionKey, now: float) -> None:
+        """End the subscription ``key``; unknown keys are ignored."""
+        subscription = self._subscriptions.get(key)
+        if subscription is not None:
+            subscription.unsubscribe()
+            self._dirty.add(key)
+            self._flush(now)
+
+    def subscription_status(self, key: SubscriptionKey) -> SubscriptionStatus | None:
+        """The status of subscription ``key``, or None when there is no such subscription."""
+        subscription = self._subscriptions.get(key)
+        return subscription.status if subscription is not None else None
+
+    @property
+    def subscriptions(self) -> dict[SubscriptionKey, SubscriptionStatus]:
+        """A snapshot of every subscription's status."""
+        return {key: sub.status for key, sub in self._subscriptions.items()}
+
+    def publish(self, presence: MyPresence, note: str | None, now: float) -> None:
+        """Publish our presence and keep it published (LocalProtocolError for a bad note)."""
+        self.publication.publish(presence, note)
+        self._flush(now)
+
+    def unpublish(self, now: float) -> None:
+        """Remove our published presence."""
+        self.publication.unpublish()
+        self._flush(now)
+
     def discard(self) -> None:
-        """Drop the registration without sending anything."""
+        """Drop the registration, subscriptions and publication without sending anything."""
         self.registration.discard()
+        self.publication.discard()
+        for subscription in self._subscriptions.values():
+            subscription.discard()
         self._client.clear()
+        self._owners.clear()
+        self._deferred_challenges.clear()
+        self._auth_probe = None
         self._events.extend(self.registration.take_events())
+        self._events.extend(self.publication.take_events())
+        for subscription in self._subscriptions.values():
+            self._events.extend(subscription.take_events())
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -282,13 +387,22 @@ class UserAgent:
         registration_deadline = self.registration.deadline
         if registration_deadline is not None and registration_deadline <= now:
             self.registration.on_timer(now)
+        publication_deadline = self.publication.deadline
+        if publication_deadline is not None and publication_deadline <= now:
+            self.publication.on_timer(now)
+        for watched, subscription in self._subscriptions.items():
+            due = subscription.deadline
+            if due is not None and due <= now:
+                subscription.on_timer(now)
+                self._dirty.add(watched)
         self._flush(now)
 
     def next_deadline(self) -> float | None:
         """The earliest time ``handle_timers`` has work to do."""
         times = [t.deadline for t in self._client.values()]
         times += [s.deadline for s in self._server.values()]
-        times += [self._keepalive_at, self.registration.deadline]
+        times += [self._keepalive_at, self.registration.deadline, self.publication.deadline]
+        times += [s.deadline for s in self._subscriptions.values()]
         due = [t for t in times if t is not None]
         return min(due) if due else None
 
@@ -309,14 +423,50 @@ class UserAgent:
     def _flush(self, now: float) -> None:
         """Send what the state machines queued and collect their events."""
         for request in self.registration.take_requests():
-            self._send_request(request, now)
+            self._send_request(request, self.registration, now)
         for event in self.registration.take_events():
             self._events.append(event)
             if isinstance(event, RegistrationChanged):
                 self._after_registration_change(event, now)
+        for request in self.publication.take_requests():
+            self._send_request(request, self.publication, now)
+        self._events.extend(self.publication.take_events())
+        while self._dirty:
+            dirty, self._dirty = self._dirty, set()
+            for key in dirty:
+                subscription = self._subscriptions[key]
+                for request in subscription.take_requests():
+                    self._send_request(request, subscription, now)
+                self._events.extend(subscription.take_events())
+                self._index_call_id(subscription)
+        self._probe_owner = None
+
+    def _index_call_id(self, subscription: Subscription) -> None:
+        """Keep the Call-ID -> subscription map that NOTIFYs are matched with up to date."""
+        key = subscription.key
+        current = subscription.call_id
+        previous = self._indexed_call_id.pop(key, None)
+        if previous is not None and previous != current:
+            self._by_call_id.pop(previous, None)
+        if current is not None:
+            self._by_call_id[current] = key
+            self._indexed_call_id[key] = current
+
+    def _restart_dialogs(self) -> None:
+        """New subscription dialogs and a new publication after the flow or registrar was lost."""
+        self.publication.restart()
+        for key, subscription in self._subscriptions.items():
+            if subscription.enabled:
+                subscription.restart()
+                self._dirty.add(key)
 
     def _after_registration_change(self, event: RegistrationChanged, now: float) -> None:
         status = event.status
+        if status.state is RegistrationState.FAILED:
+            self._registration_was_lost = True
+        elif status.state is RegistrationState.REGISTERED and self._registration_was_lost:
+            self._registration_was_lost = False
+            self._restart_dialogs()
         if status.state is RegistrationState.REGISTERED and self.settings.nat_fixup:
             seen = status.public_address
             if seen is not None and self._local is not None and seen != self._local:
@@ -341,18 +491,19 @@ class UserAgent:
             self._local = None
             self._events.append(ConnectionNeeded(self.target))
 
-    def _send_request(self, request: Request, now: float) -> None:
+    def _send_request(self, request: Request, owner: _Owner, now: float) -> None:
         target = self.target
         if self._local is None:
-            self.registration.on_failure(ClientTransactionFailure.TRANSPORT_ERROR, now)
-            self._events.extend(self.registration.take_events())
+            self._deliver_failure(owner, request, ClientTransactionFailure.TRANSPORT_ERROR, now)
+            if not isinstance(owner, Subscription):
+                self._events.extend(owner.take_events())
             return
         host, port = self._local
         branch = BRANCH_MAGIC + self._token(12)
         via = Via(target.transport.via_name, host, port, (("branch", branch), ("rport", None)))
         routing = [("Via", str(via)), ("Max-Forwards", MAX_FORWARDS)]
         proxy = self.settings.outbound_proxy
-        if proxy is not None:
+        if proxy is not None and "Route" not in request.headers:
             loose = (
                 proxy
                 if proxy.param("lr") is not None
@@ -363,7 +514,12 @@ class UserAgent:
             [*routing, *request.headers, ("User-Agent", self.settings.user_agent)]
         )
         transaction = ClientTransaction(request, target, now, self.settings.timers)
-        self._client[(transaction.branch, transaction.method)] = transaction
+        key = (transaction.branch, transaction.method)
+        self._client[key] = transaction
+        self._owners[key] = owner
+        if owner is self._probe_owner:
+            self._probe_owner = None
+            self._auth_probe = key
         self.stats.messages_sent += 1
         self._transmits.append(Transmit(target, transaction.data))
 
@@ -377,16 +533,68 @@ class UserAgent:
         delivered = transaction.on_response(response, now)
         if delivered is None:
             return
+        owner = self._owners.get(key)
         if transaction.deadline is None:
             del self._client[key]
-        if delivered.status >= 200 and transaction.method == "REGISTER":
-            self.registration.on_response(delivered, now)
+            self._owners.pop(key, None)
+        if delivered.status < 200 or owner is None:
+            return
+        self._owners.pop(key, None)
+        if delivered.status in (401, 407) and self._auth_probe not in (None, key):
+            self._deferred_challenges.append((owner, delivered))
+            return
+        if delivered.status in (401, 407):
+            self._probe_owner = owner
+        self._deliver_response(owner, delivered, now)
+        if key == self._auth_probe:
+            self._auth_probe = None
+            self._release_challenges(200 <= delivered.status < 300, now)
+
+    def _deliver_response(self, owner: _Owner, response: Response, now: float) -> None:
+        owner.on_response(response, now)
+        if isinstance(owner, Subscription):
+            self._dirty.add(owner.key)
+
+    def _deliver_failure(
+        self,
+        owner: _Owner,
+        request: Request,
+        failure: ClientTransactionFailure,
+        now: float,
+    ) -> None:
+        if isinstance(owner, Registration):
+            owner.on_failure(failure, now)
+            return
+        owner.on_failure(failure, request, now)
+        if isinstance(owner, Subscription):
+            self._dirty.add(owner.key)
+
+    def _release_challenges(self, probe_succeeded: bool, now: float) -> None:
+        """The probe was answered: resend the challenged requests it stood for."""
+        waiting, self._deferred_challenges = self._deferred_challenges, []
+        for owner, challenge in waiting:
+            if probe_succeeded and not isinstance(owner, Registration):
+                # The credentials now held were just accepted: no need to answer again.
+                owner.resend_authorized()
+                if isinstance(owner, Subscription):
+                    self._dirty.add(owner.key)
+            elif self._auth_probe is None and self._probe_owner is None:
+                self._probe_owner = owner
+                self._deliver_response(owner, challenge, now)
+                self._flush(now)
+            else:
+                self._deferred_challenges.append((owner, challenge))
 
     def _on_transaction_failure(
         self, transaction: ClientTransaction, failure: ClientTransactionFailure, now: float
     ) -> None:
-        if transaction.method == "REGISTER":
-            self.registration.on_failure(failure, now)
+        key = (transaction.branch, transaction.method)
+        owner = self._owners.pop(key, None)
+        if owner is not None:
+            self._deliver_failure(owner, transaction.request, failure, now)
+        if key == self._auth_probe:
+            self._auth_probe = None
+            self._release_challenges(False, now)
 
     def _on_request(self, request: Request, source: Target, now: float) -> None:
         via = request.top_via
@@ -402,15 +610,17 @@ class UserAgent:
         reply_to = _response_target(via, source)
         server = ServerTransaction(request, reply_to, self.settings.timers)
         self._server[key] = server
-        response = self._answer(request)
+        response = self._answer(request, now)
         self.stats.requests_answered += 1
         self._transmits.append(Transmit(reply_to, server.respond(response, now)))
 
-    def _answer(self, request: Request) -> Response:
+    def _answer(self, request: Request, now: float) -> Response:
         method = request.method
         if method == "OPTIONS":
             status = 200
-        elif method in ("BYE", "CANCEL", "NOTIFY"):
+        elif method == "NOTIFY":
+            status = self._on_notify(request, now)
+        elif method in ("BYE", "CANCEL"):
             status = 481  # no dialog of ours matches
         elif method in KNOWN_METHODS:
             status = 405
@@ -421,6 +631,18 @@ class UserAgent:
             response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
         response.headers.add("User-Agent", self.settings.user_agent)
         return response
+
+    def _on_notify(self, request: Request, now: float) -> int:
+        """Hand a NOTIFY to the subscription whose dialog it names; 481 when there is none."""
+        try:
+            call_id = request.call_id
+        except RemoteProtocolError:
+            return 400
+        key = self._by_call_id.get(call_id)
+        if key is None:
+            return 481
+        self._dirty.add(key)
+        return self._subscriptions[key].on_notify(request, now)
 
     def _contact_uri(self, address: tuple[str, int]) -> SipUri:
         transport = self.target.transport
