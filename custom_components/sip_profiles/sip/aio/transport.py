@@ -118,10 +118,10 @@ class TransportLayer:
         stream = self._streams.get(target)
         if stream is None:
             task = self._connecting.get(target)
-            if task is None:
+            if task is None or task.done():
                 task = asyncio.get_running_loop().create_task(self._open_stream(target))
                 self._connecting[target] = task
-                task.add_done_callback(lambda _: self._connecting.pop(target, None))
+                task.add_done_callback(self._forget_connecting)
             # Several callers may wait for one connection; one of them giving up must not
             # cancel it for the others.
             try:
@@ -186,10 +186,10 @@ class TransportLayer:
         key = (family, address.is_loopback)
         flow = self._datagrams.get(key)
         if flow is None:
-            if address.is_loopback:
-                bind_host = str(address)
+            if family == socket.AF_INET6:
+                bind_host = "::1" if address.is_loopback else "::"
             else:
-                bind_host = "::" if family == socket.AF_INET6 else "0.0.0.0"  # noqa: S104
+                bind_host = "127.0.0.1" if address.is_loopback else "0.0.0.0"  # noqa: S104
             transport, flow = await asyncio.get_running_loop().create_datagram_endpoint(
                 lambda: _DatagramFlow(self._counters, self._deliver),
                 local_addr=(bind_host, 0),
@@ -216,6 +216,12 @@ class TransportLayer:
             raise LocalProtocolError(f"no UDP socket for {target}; connect() it first")
         return flow
 
+    def _forget_connecting(self, task: asyncio.Task[_StreamFlow]) -> None:
+        for target, connecting in self._connecting.items():
+            if connecting is task:
+                del self._connecting[target]
+                return
+
     async def _open_stream(self, target: Target) -> _StreamFlow:
         loop = asyncio.get_running_loop()
         tls = self._ssl_context if target.transport is Transport.TLS else None
@@ -228,6 +234,9 @@ class TransportLayer:
                 server_hostname=(target.server_name or target.host) if tls else None,
                 ssl_shutdown_timeout=self._connect_timeout if tls else None,
             )
+        if stream.closed.done():
+            # The peer hung up before we got here; nobody would report that later.
+            raise ConnectionError(f"{target} closed the connection at once")
         self._streams[target] = stream
         return stream
 
