@@ -12,7 +12,9 @@ from .errors import RemoteProtocolError
 
 # token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
 TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
-_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+TOKEN_CLASS = r"[A-Za-z0-9\-.!%*_+`'~]"  # noqa: S105 - a character class, not a secret
+"""The regular-expression character class of token characters."""
+_TOKEN_RE = re.compile(TOKEN_CLASS + "+")
 # quoted-string content: any character, a backslash escaping the one after it.
 _QUOTED_RE = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
 _QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
@@ -165,6 +167,5 @@ def format_params(params: Params, separator: str = ";") -> str:
 _HOSTISH_RE = re.compile(r"\[?[0-9A-Fa-f:.]+\]?")
 # The usual parameter, ``name`` or ``name=token-or-host``, read in one step.
 _SIMPLE_PARAM_RE = re.compile(
-    r"[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*"
-    r"(?:=[ \t]*([A-Za-z0-9\-.!%*_+`'~]+|\[?[0-9A-Fa-f:.]+\]?)[ \t]*)?"
+    f"[ \t]*({TOKEN_CLASS}+)[ \t]*(?:=[ \t]*({TOKEN_CLASS}+|{_HOSTISH_RE.pattern})[ \t]*)?"
 )

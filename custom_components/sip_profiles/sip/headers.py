@@ -13,6 +13,7 @@ from typing import Final, Literal, cast
 
 from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import (
+    TOKEN_CLASS,
     WSP,
     Params,
     format_params,
@@ -121,12 +122,14 @@ _CANONICAL_NAMES: Final = {
 }
 _CANONICAL_NAMES.update({short: _CANONICAL_NAMES[full] for short, full in _COMPACT_FORMS.items()})
 
+# The lookup key of every known name, compact forms included ("v" and "via" -> "via").
+_KNOWN_KEYS: Final = {name: _COMPACT_FORMS.get(name, name) for name in _CANONICAL_NAMES}
 _UINT_MAX: Final = 2**32 - 1
 _CSEQ_MAX: Final = 2**31 - 1
 _UINT_RE = re.compile("[0-9]{1,10}")
-_CSEQ_RE = re.compile("[ \t]*([0-9]{1,10})[ \t]+([^ \t]+)[ \t]*")
+_CSEQ_RE = re.compile(f"[ \t]*([0-9]{{1,10}})[ \t]+({TOKEN_CLASS}+)[ \t]*")
 _VIA_RE = re.compile(
-    "[ \t]*SIP[ \t]*/[ \t]*2\\.0[ \t]*/[ \t]*([^ \t/;:]+)[ \t]+"
+    f"[ \t]*SIP[ \t]*/[ \t]*2\\.0[ \t]*/[ \t]*({TOKEN_CLASS}+)[ \t]+"
     "(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.\\-]+)"
     "(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*(?:;(.*))?",
     re.DOTALL | re.IGNORECASE,
@@ -134,7 +137,7 @@ _VIA_RE = re.compile(
 _HOST_RE = re.compile(
     "(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\\.)*[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\\.?"
 )
-_DISPLAY_TOKENS_RE = re.compile("[A-Za-z0-9\\-.!%*_+`'~ \t]*")
+_DISPLAY_TOKENS_RE = re.compile(f"(?:{TOKEN_CLASS}|[ \t])*")
 _MEDIA_RE = re.compile("[ \t]*([^ \t/;]+)[ \t]*/[ \t]*([^ \t;]+)[ \t]*(?:;(.*))?", re.DOTALL)
 _RETRY_AFTER_RE = re.compile("[ \t]*([0-9]{1,10})[ \t]*(\\(.*\\))?[ \t]*(?:;(.*))?", re.DOTALL)
 
@@ -329,8 +332,6 @@ def parse_via(text: str) -> Via:
     if match is None:
         raise RemoteProtocolError(f"bad Via {text!r}")
     transport, host, port_text, params_text = match.groups()
-    if not is_token(transport):
-        raise RemoteProtocolError(f"bad Via transport {transport!r}")
     if host.startswith("["):
         host = host[1:-1]
         if ":" not in host:
@@ -349,7 +350,7 @@ def parse_via(text: str) -> Via:
 def parse_cseq(text: str) -> CSeq:
     """Parse a CSeq value (``number METHOD``, the number below 2**31)."""
     match = _CSEQ_RE.fullmatch(text)
-    if match is None or not is_token(match.group(2)):
+    if match is None:
         raise RemoteProtocolError(f"bad CSeq {text!r}")
     number = int(match.group(1))
     if number > _CSEQ_MAX:
@@ -548,15 +549,18 @@ class Headers:
             raise RemoteProtocolError("bare CR or LF in the header fields")
         fields = headers._fields
         index: dict[str, list[str]] = {}
-        compact_forms = _COMPACT_FORMS
-        known_keys = _CANONICAL_NAMES
+        known_keys = _KNOWN_KEYS
         for line in lines:
             name, colon, value = line.partition(":")
             name = name.rstrip(WSP)
-            key = name.lower()
-            if not colon or (key not in known_keys and not is_token(name)):
+            lower = name.lower()
+            key = known_keys.get(lower)
+            if key is None:
+                if not is_token(name):
+                    raise RemoteProtocolError(f"bad header line {line!r}")
+                key = lower
+            if not colon:
                 raise RemoteProtocolError(f"bad header line {line!r}")
-            key = compact_forms.get(key, key)
             value = value.strip(WSP)
             fields.append((key, name, value))
             values = index.get(key)

@@ -275,13 +275,15 @@ def _request(line: str, headers: Headers, body: bytes) -> Request:
     if isinstance(uri, SipUri) and uri.headers:
         # RFC 3261 §19.1.1: headers are not allowed in a Request-URI.
         raise RemoteProtocolError(f"Request-URI with headers: {uri_text!r}")
-    cseqs = [parse_cseq(value) for value in headers.get_all("CSeq")]
-    if not cseqs:
+    values = headers.get_all("CSeq")
+    if not values:
         raise RemoteProtocolError("request without CSeq")
-    if any(cseq.method != method for cseq in cseqs):
-        raise RemoteProtocolError(f"CSeq method differs from request method {method!r}")
-    if len(cseqs) == 1:
-        headers.typed("cseq", lambda _: cseqs[0])
+    for value in values:
+        cseq = parse_cseq(value)
+        if cseq.method != method:
+            raise RemoteProtocolError(f"CSeq method differs from request method {method!r}")
+    if len(values) == 1:
+        headers.typed("cseq", lambda _: cseq)
     return Request(method, uri, headers, body)
 
 

@@ -40,6 +40,8 @@ _USER_SAFE = "!*'()&=+$,;?/"
 _PASSWORD_SAFE = "!*'()&=+$,"  # noqa: S105 - characters, not a secret
 _PARAM_SAFE = "!*'()[]/:&+$"
 _HEADER_SAFE = "!*'()[]/?:+$"
+# Letters, digits and marks need no escape in any part: most text is written as it is.
+_PLAIN_RE = re.compile(f"[{_UNRESERVED}]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,4 +185,6 @@ def _unescape(text: str) -> str:
 
 
 def _escape(text: str, safe: str) -> str:
+    if _PLAIN_RE.fullmatch(text):
+        return text
     return quote(text, safe=safe, errors="surrogateescape")
