@@ -468,6 +468,13 @@ def test_build_without_activity_has_no_person() -> None:
     assert parse_pidf(data).persons == ()
 
 
+@pytest.mark.parametrize("note", ["", "  \n"])
+def test_build_leaves_out_a_blank_note(note: str) -> None:
+    data = build_pidf("sip:me@example.com", open=True, activity=None, note=note, tuple_id="t")
+    assert b"note" not in data
+    assert parse_pidf(data).notes == ()
+
+
 def test_build_escapes_the_entity_and_the_note() -> None:
     entity = 'sip:o"brien&co<x>@example.com'
     note = "<b>&amp;</b> ]]>"

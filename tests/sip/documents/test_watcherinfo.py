@@ -172,6 +172,7 @@ def test_documents_from_the_wire_keep_the_watcher_set() -> None:
         (RESOURCE, "presence", "hh8juja87s997-ass7", PENDING),
         (RESOURCE, "presence", "q9", WatcherStatus.WAITING),
     ]
+    assert tracker.pending == (USER_B,)
     assert tracker.version == 1
 
 

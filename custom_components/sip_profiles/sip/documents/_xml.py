@@ -100,6 +100,7 @@ def parse_xml(
     reader = _TreeReader(max_depth)
     parser = expat.ParserCreate(encoding, namespace_separator="}")
     parser.buffer_text = True
+    parser.StartDoctypeDeclHandler = _refuse_doctype
     parser.StartElementHandler = reader.start
     parser.EndElementHandler = reader.end
     parser.CharacterDataHandler = reader.data

@@ -354,8 +354,9 @@ def build_pidf(
     """Write a PIDF document with one tuple and, when ``activity`` is given, an RPID person.
 
     ``activity`` is an RFC 4480 activity name (written as its element) or any other text
-    (written as ``<rpid:other>``). Raises :class:`LocalProtocolError` for an empty entity, a
-    ``tuple_id`` that is not an XML ID, or text XML cannot carry.
+    (written as ``<rpid:other>``); a blank ``note`` is left out. Raises
+    :class:`LocalProtocolError` for an empty entity, a ``tuple_id`` that is not an XML ID, or
+    text XML cannot carry.
     """
     _checked_text(entity, "the entity")
     if not _XML_ID_RE.fullmatch(tuple_id):
@@ -367,7 +368,7 @@ def build_pidf(
         f'<tuple id="{tuple_id}"><status><basic>{"open" if open else "closed"}</basic>'
         "</status></tuple>",
     ]
-    if note is not None:
+    if note is not None and note.strip():
         lines.append(f"<note>{escape(_checked_text(note, 'the note'))}</note>")
     if activity is not None:
         if activity in RPID_ACTIVITIES:
