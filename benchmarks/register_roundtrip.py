@@ -1,0 +1,293 @@
+"""REGISTER-with-digest round trip on loopback UDP: our stack against sipp, on one Kamailio.
+
+Run with ``python -m benchmarks.register_roundtrip [--count N] [--rounds R] [--profile]``.
+
+What is measured, the same for both: a fresh registration, i.e. two round trips. The clock
+starts when the first REGISTER (no credentials) is handed to the socket and stops when the
+final 200 OK to the second REGISTER (answering the 401's fresh nonce) has been received and
+read. No nonce is reused inside the measured span: every registration starts from a new user
+agent (ours) or a new call (sipp), so every one gets its own 401 challenge.
+
+- Ours: a new ``UserAgent`` and ``UserAgentRunner`` per registration, its UDP flow opened
+  before the clock starts. Start: the first REGISTER's ``sendto`` has returned (the
+  benchmark wraps the transport layer's ``send``). Stop: the listener receives the REGISTERED
+  state change, so parsing the 200 and running the registration state machine are included.
+- sipp: a UAC scenario ``REGISTER -> 401 -> REGISTER [authentication] -> 200``. Its own
+  response-time statistics (``-trace_rtt``, ``rtd``) count whole milliseconds, too coarse for
+  loopback, so each call's time is read from the microsecond time stamps of its message trace
+  (``-trace_msg``): the first REGISTER logged as sent to the 200 logged as received. sipp logs
+  a message after sending it and after receiving and parsing it, hence the same start and stop
+  points for ours; writing the trace costs sipp a little time of its own.
+
+Both then remove their binding (untimed), so Kamailio inserts a new binding every time for
+both, and both run one registration at a time. The runs alternate in rounds so that load
+from other processes on the machine falls on both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+from datetime import datetime
+from pathlib import Path
+import pstats
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from custom_components.sip_profiles.sip.aio.runner import UserAgentRunner
+from custom_components.sip_profiles.sip.auth import Credentials
+from custom_components.sip_profiles.sip.registration import (
+    RegistrationChanged,
+    RegistrationState,
+)
+from custom_components.sip_profiles.sip.target import Target, Transport
+from custom_components.sip_profiles.sip.uri import parse_sip_uri
+from custom_components.sip_profiles.sip.useragent import (
+    UserAgent,
+    UserAgentEvent,
+    UserAgentSettings,
+)
+from tests.harness.kamailio import TEST_ACCOUNTS, KamailioServer
+
+USER = "alice"
+TARGET_RATIO = 1.5
+WAIT = 10.0
+# One entry of sipp's -trace_msg file: a dashed line with the time, then the message.
+_SIPP_ENTRY_RE = re.compile(
+    r"^-{10,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})\n(.*?)(?=^-{10,} |\Z)",
+    re.MULTILINE | re.DOTALL,
+)
+_SIPP_OK_RE = re.compile(r"^SIP/2\.0 200 ", re.MULTILINE)
+
+# [authentication] answers the 401 with -au/-ap; the third REGISTER (after the measured span)
+# removes the binding, like our runner's unregister.
+SIPP_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="register with digest">
+  <send retrans="500">
+    <![CDATA[
+REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+Max-Forwards: 70
+From: <sip:[service]@sip.test>;tag=[pid]T[call_number]
+To: <sip:[service]@sip.test>
+Call-ID: [call_id]
+CSeq: 1 REGISTER
+Contact: <sip:[service]@[local_ip]:[local_port]>
+Expires: 600
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="401" auth="true"/>
+  <send retrans="500">
+    <![CDATA[
+REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+Max-Forwards: 70
+From: <sip:[service]@sip.test>;tag=[pid]T[call_number]
+To: <sip:[service]@sip.test>
+Call-ID: [call_id]
+CSeq: 2 REGISTER
+Contact: <sip:[service]@[local_ip]:[local_port]>
+Expires: 600
+[authentication]
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+  <send retrans="500">
+    <![CDATA[
+REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+Max-Forwards: 70
+From: <sip:[service]@sip.test>;tag=[pid]T[call_number]
+To: <sip:[service]@sip.test>
+Call-ID: [call_id]
+CSeq: 3 REGISTER
+Contact: <sip:[service]@[local_ip]:[local_port]>
+Expires: 0
+[authentication]
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+"""
+
+
+# -- ours ---------------------------------------------------------------------------------------
+
+
+async def _one_registration(settings: UserAgentSettings, target: Target) -> float:
+    """Seconds from the first REGISTER sent to the REGISTERED state; then unregister."""
+    runner = UserAgentRunner(UserAgent(settings, [target]))
+    loop = asyncio.get_running_loop()
+    registered: asyncio.Future[float] = loop.create_future()
+    started: list[float] = []
+    send = runner.transports.send
+
+    def send_and_stamp(peer: Target, data: bytes) -> None:
+        send(peer, data)
+        if not started:
+            started.append(time.perf_counter())
+
+    def on_event(event: UserAgentEvent) -> None:
+        if (
+            isinstance(event, RegistrationChanged)
+            and event.status.state is RegistrationState.REGISTERED
+            and not registered.done()
+        ):
+            registered.set_result(time.perf_counter())
+
+    # Stamped once the datagram has left, as sipp's trace is (see the module docstring).
+    runner.transports.send = send_and_stamp  # type: ignore[method-assign]
+    runner.add_listener(on_event)
+    try:
+        await runner.start()
+        runner.register()
+        async with asyncio.timeout(WAIT):
+            finished = await registered
+    finally:
+        await runner.stop(unregister_timeout=WAIT)
+    return finished - started[0]
+
+
+async def measure_ours(server: KamailioServer, count: int) -> list[float]:
+    """``count`` fresh registrations by our stack, one at a time; seconds each."""
+    host, port = server.address("udp")
+    settings = UserAgentSettings(
+        aor=parse_sip_uri(server.aor(USER)),
+        credentials=(Credentials(USER, TEST_ACCOUNTS[USER]),),
+        transport=Transport.UDP,
+        registrar=parse_sip_uri(f"sip:{host}:{port}"),
+        expires=600,
+    )
+    target = Target(Transport.UDP, host, port)
+    return [await _one_registration(settings, target) for _ in range(count)]
+
+
+# -- sipp ---------------------------------------------------------------------------------------
+
+
+def measure_sipp(sipp: str, server: KamailioServer, count: int, workdir: Path) -> list[float]:
+    """``count`` fresh registrations by sipp, one at a time; seconds each.
+
+    sipp runs one registration more than asked and the first is dropped: it pays for the
+    process's start (as our warm-up run does for ours).
+    """
+    host, port = server.address("udp")
+    scenario = workdir / "register_digest.xml"
+    scenario.write_text(SIPP_SCENARIO, encoding="ascii")
+    messages = workdir / "messages.log"
+    messages.unlink(missing_ok=True)
+    command = [
+        sipp, f"{host}:{port}", "-sf", str(scenario), "-i", host, "-s", USER,
+        "-au", USER, "-ap", TEST_ACCOUNTS[USER], "-m", str(count + 1), "-l", "1", "-r", "10000",
+        "-trace_msg", "-message_file", str(messages), "-nostdin", "-timeout", "120s",
+        "-timeout_error",
+    ]  # fmt: skip
+    result = subprocess.run(
+        command,
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"sipp exited with {result.returncode}: {result.stderr.strip()}")
+    times = registration_times(messages.read_text(encoding="utf-8", errors="replace"))
+    if len(times) != count + 1:
+        raise RuntimeError(f"sipp's trace holds {len(times)} registrations, expected {count + 1}")
+    return times[1:]
+
+
+def registration_times(trace: str) -> list[float]:
+    """Per call in a sipp message trace: first REGISTER sent -> 200 to CSeq 2 received."""
+    started: dict[str, datetime] = {}
+    times: list[float] = []
+    for stamp, block in _SIPP_ENTRY_RE.findall(trace):
+        when = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f")
+        call_id = _header(block, "Call-ID")
+        cseq = _header(block, "CSeq").split()[0]
+        sent = "message sent" in block.split("\n", 1)[0]
+        if sent and cseq == "1":
+            started[call_id] = when
+        elif not sent and cseq == "2" and _SIPP_OK_RE.search(block):
+            times.append((when - started.pop(call_id)).total_seconds())
+    return times
+
+
+def _header(block: str, name: str) -> str:
+    match = re.search(rf"^{name}:[ \t]*(.*?)\r?$", block, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"no {name} in sipp's trace entry {block[:200]!r}")
+    return match.group(1)
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of ``values``."""
+    ordered = sorted(values)
+    rank = max(1, round(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def report(ours: list[float], sipp: list[float]) -> None:
+    """Print median, p90 and mean of both, and the ratio ours/sipp."""
+    print(f"\nREGISTER + 401 + REGISTER with digest + 200 over UDP on loopback, "
+          f"{len(ours)} registrations each, one at a time")  # fmt: skip
+    print(f"{'':18}{'median':>10}{'p90':>10}{'mean':>10}")
+    for name, values in (("ours (asyncio)", ours), ("sipp 3.6.1", sipp)):
+        row = (statistics.median(values), percentile(values, 0.9), statistics.fmean(values))
+        print(f"{name:18}" + "".join(f"{value * 1000:>8.3f}ms" for value in row))
+    median_ratio = statistics.median(ours) / statistics.median(sipp)
+    p90_ratio = percentile(ours, 0.9) / percentile(sipp, 0.9)
+    verdict = "met" if median_ratio <= TARGET_RATIO else "NOT met"
+    print(f"ratio ours/sipp: median {median_ratio:.2f}x, p90 {p90_ratio:.2f}x "
+          f"(target {TARGET_RATIO}x on the median: {verdict})")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.register_roundtrip")
+    parser.add_argument("--count", type=int, default=200, help="registrations per client")
+    parser.add_argument("--rounds", type=int, default=4, help="alternations of ours and sipp")
+    parser.add_argument("--profile", action="store_true", help="cProfile our side, print top 25")
+    args = parser.parse_args(argv)
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        print("sipp is not installed (Debian package sip-tester)", file=sys.stderr)
+        return 1
+    per_round = max(1, args.count // args.rounds)
+    ours: list[float] = []
+    theirs: list[float] = []
+    profiler = cProfile.Profile() if args.profile else None
+    with tempfile.TemporaryDirectory(prefix="sipp-") as workdir, KamailioServer() as server:
+        asyncio.run(measure_ours(server, 5))  # warm up imports, caches and Kamailio
+        for _ in range(args.rounds):
+            if profiler is not None:
+                profiler.enable()
+            ours += asyncio.run(measure_ours(server, per_round))
+            if profiler is not None:
+                profiler.disable()
+            theirs += measure_sipp(sipp, server, per_round, Path(workdir))
+    report(ours, theirs)
+    if profiler is not None:
+        print("\nWhere our side spends its time (cumulative, top 25):")
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
