@@ -498,3 +498,17 @@ async def test_tls_handshake_is_bounded(make_layer: MakeLayer, start_peer: Start
 
     with pytest.raises(TimeoutError):
         await layer.connect(Target(Transport.TLS, "127.0.0.1", peer.port))
+
+
+async def test_close_ends_a_pending_connect(make_layer: MakeLayer, start_peer: StartPeer) -> None:
+    # A plain TCP server never answers the TLS hello, so the connect stays pending.
+    peer = await start_peer()
+    layer, recorder = make_layer(ssl_context=await _client_tls(verify=False))
+    connecting = asyncio.create_task(layer.connect(Target(Transport.TLS, "127.0.0.1", peer.port)))
+    await peer.connection()
+
+    await asyncio.wait_for(layer.close(), BOUND)
+
+    with pytest.raises(LocalProtocolError):
+        await asyncio.wait_for(connecting, BOUND)
+    assert recorder.losses.empty()
