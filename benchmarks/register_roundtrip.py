@@ -3,21 +3,21 @@
 Run with ``python -m benchmarks.register_roundtrip [--count N] [--rounds R] [--profile]``.
 
 What is measured, the same for both: a fresh registration, i.e. two round trips. The clock
-starts when the first REGISTER (no credentials) is handed to the socket and stops when the
-final 200 OK to the second REGISTER (answering the 401's fresh nonce) has been received and
-read. No nonce is reused inside the measured span: every registration starts from a new user
-agent (ours) or a new call (sipp), so every one gets its own 401 challenge.
+starts when the first REGISTER (no credentials) has been sent and stops when the final 200 OK
+to the second REGISTER (answering the 401's fresh nonce) has been received and read. No nonce
+is reused inside the measured span, so every registration gets its own 401 challenge.
 
-- Ours: a new ``UserAgent`` and ``UserAgentRunner`` per registration, its UDP flow opened
-  before the clock starts. Start: the first REGISTER's ``sendto`` has returned (the
-  benchmark wraps the transport layer's ``send``). Stop: the listener receives the REGISTERED
-  state change, so parsing the 200 and running the registration state machine are included.
-- sipp: a UAC scenario ``REGISTER -> 401 -> REGISTER [authentication] -> 200``. Its own
-  response-time statistics (``-trace_rtt``, ``rtd``) count whole milliseconds, too coarse for
-  loopback, so each call's time is read from the microsecond time stamps of its message trace
-  (``-trace_msg``): the first REGISTER logged as sent to the 200 logged as received. sipp logs
-  a message after sending it and after receiving and parsing it, hence the same start and stop
-  points for ours; writing the trace costs sipp a little time of its own.
+- Ours: one ``UserAgentRunner`` and UDP socket for a whole run, as sipp keeps one socket;
+  before each registration its digest client forgets the nonce. Start: the first REGISTER's
+  ``sendto`` has returned (the benchmark wraps the transport layer's ``send``). Stop: the
+  listener receives the REGISTERED state change, so parsing the 200 and running the
+  registration state machine are included.
+- sipp: a UAC scenario ``REGISTER -> 401 -> REGISTER [authentication] -> 200``, one call per
+  registration. Its own response-time statistics (``-trace_rtt``, ``rtd``) count whole
+  milliseconds, too coarse for loopback, so each call's time is read from the microsecond time
+  stamps of its message trace (``-trace_msg``): the first REGISTER logged as sent to the 200
+  logged as received. sipp logs a message after sending it and after receiving and parsing
+  it, hence the start and stop points chosen for ours; writing the trace costs sipp a little.
 
 Both then remove their binding (untimed), so Kamailio inserts a new binding every time for
 both, and both run one registration at a time. The runs alternate in rounds so that load
@@ -33,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 import pstats
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,6 +65,8 @@ _SIPP_ENTRY_RE = re.compile(
     re.MULTILINE | re.DOTALL,
 )
 _SIPP_OK_RE = re.compile(r"^SIP/2\.0 200 ", re.MULTILINE)
+# CPU seconds each client used over its measured runs (whole register/unregister cycles).
+CPU_SECONDS = {"ours": 0.0, "sipp": 0.0}
 
 # [authentication] answers the 401 with -au/-ap; the third REGISTER (after the measured span)
 # removes the binding, like our runner's unregister.
@@ -126,42 +129,55 @@ Content-Length: 0
 # -- ours ---------------------------------------------------------------------------------------
 
 
-async def _one_registration(settings: UserAgentSettings, target: Target) -> float:
-    """Seconds from the first REGISTER sent to the REGISTERED state; then unregister."""
-    runner = UserAgentRunner(UserAgent(settings, [target]))
-    loop = asyncio.get_running_loop()
-    registered: asyncio.Future[float] = loop.create_future()
-    started: list[float] = []
-    send = runner.transports.send
+class _OurClient:
+    """One runner and its UDP socket for a whole run, as sipp keeps one socket for all calls."""
 
-    def send_and_stamp(peer: Target, data: bytes) -> None:
-        send(peer, data)
-        if not started:
-            started.append(time.perf_counter())
+    def __init__(self, runner: UserAgentRunner) -> None:
+        self.runner = runner
+        self.sent_at: float | None = None
+        self._waiting: tuple[RegistrationState, asyncio.Future[float]] | None = None
+        send = runner.transports.send
 
-    def on_event(event: UserAgentEvent) -> None:
-        if (
-            isinstance(event, RegistrationChanged)
-            and event.status.state is RegistrationState.REGISTERED
-            and not registered.done()
-        ):
-            registered.set_result(time.perf_counter())
+        def send_and_stamp(peer: Target, data: bytes) -> None:
+            send(peer, data)
+            if self.sent_at is None:
+                self.sent_at = time.perf_counter()
 
-    # Stamped once the datagram has left, as sipp's trace is (see the module docstring).
-    runner.transports.send = send_and_stamp  # type: ignore[method-assign]
-    runner.add_listener(on_event)
-    try:
-        await runner.start()
-        runner.register()
+        # Stamped once the datagram has left, as sipp's trace is (see the module docstring).
+        runner.transports.send = send_and_stamp  # type: ignore[method-assign]
+        runner.add_listener(self._on_event)
+
+    def _on_event(self, event: UserAgentEvent) -> None:
+        if self._waiting is None or not isinstance(event, RegistrationChanged):
+            return
+        state, reached = self._waiting
+        if event.status.state is state and not reached.done():
+            reached.set_result(time.perf_counter())
+
+    async def reach(self, state: RegistrationState) -> float:
+        reached = asyncio.get_running_loop().create_future()
+        self._waiting = (state, reached)
         async with asyncio.timeout(WAIT):
-            finished = await registered
-    finally:
-        await runner.stop(unregister_timeout=WAIT)
-    return finished - started[0]
+            return await reached
+
+    async def one_registration(self) -> float:
+        """Seconds from the first REGISTER sent to the REGISTERED state; then unregister."""
+        # A fresh registration: no nonce is known, so the first REGISTER is challenged.
+        self.runner.user_agent.digest.forget()
+        self.sent_at = None
+        self.runner.register()
+        registered = await self.reach(RegistrationState.REGISTERED)
+        assert self.sent_at is not None
+        self.runner.unregister()
+        await self.reach(RegistrationState.UNREGISTERED)
+        return registered - self.sent_at
 
 
 async def measure_ours(server: KamailioServer, count: int) -> list[float]:
-    """``count`` fresh registrations by our stack, one at a time; seconds each."""
+    """``count`` fresh registrations by our stack, one at a time; seconds each.
+
+    The CPU time of the whole run is added to ``CPU_SECONDS["ours"]``.
+    """
     host, port = server.address("udp")
     settings = UserAgentSettings(
         aor=parse_sip_uri(server.aor(USER)),
@@ -170,8 +186,16 @@ async def measure_ours(server: KamailioServer, count: int) -> list[float]:
         registrar=parse_sip_uri(f"sip:{host}:{port}"),
         expires=600,
     )
-    target = Target(Transport.UDP, host, port)
-    return [await _one_registration(settings, target) for _ in range(count)]
+    cpu_before = time.process_time()
+    runner = UserAgentRunner(UserAgent(settings, [Target(Transport.UDP, host, port)]))
+    await runner.start()
+    client = _OurClient(runner)
+    try:
+        times = [await client.one_registration() for _ in range(count)]
+    finally:
+        await runner.stop()
+    CPU_SECONDS["ours"] += time.process_time() - cpu_before
+    return times
 
 
 # -- sipp ---------------------------------------------------------------------------------------
@@ -181,7 +205,8 @@ def measure_sipp(sipp: str, server: KamailioServer, count: int, workdir: Path) -
     """``count`` fresh registrations by sipp, one at a time; seconds each.
 
     sipp runs one registration more than asked and the first is dropped: it pays for the
-    process's start (as our warm-up run does for ours).
+    process's start (as our warm-up run does for ours). The CPU time of the whole sipp process
+    is added to ``CPU_SECONDS["sipp"]``.
     """
     host, port = server.address("udp")
     scenario = workdir / "register_digest.xml"
@@ -194,6 +219,7 @@ def measure_sipp(sipp: str, server: KamailioServer, count: int, workdir: Path) -
         "-trace_msg", "-message_file", str(messages), "-nostdin", "-timeout", "120s",
         "-timeout_error",
     ]  # fmt: skip
+    cpu_before = _children_cpu()
     result = subprocess.run(
         command,
         cwd=workdir,
@@ -203,12 +229,18 @@ def measure_sipp(sipp: str, server: KamailioServer, count: int, workdir: Path) -
         text=True,
         check=False,
     )
+    CPU_SECONDS["sipp"] += _children_cpu() - cpu_before
     if result.returncode != 0:
         raise RuntimeError(f"sipp exited with {result.returncode}: {result.stderr.strip()}")
     times = registration_times(messages.read_text(encoding="utf-8", errors="replace"))
     if len(times) != count + 1:
         raise RuntimeError(f"sipp's trace holds {len(times)} registrations, expected {count + 1}")
     return times[1:]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def registration_times(trace: str) -> list[float]:
@@ -257,6 +289,12 @@ def report(ours: list[float], sipp: list[float]) -> None:
     verdict = "met" if median_ratio <= TARGET_RATIO else "NOT met"
     print(f"ratio ours/sipp: median {median_ratio:.2f}x, p90 {p90_ratio:.2f}x "
           f"(target {TARGET_RATIO}x on the median: {verdict})")  # fmt: skip
+    # On a busy machine wall time stretches with CPU time; this shows how much each client used.
+    cpu = {name: seconds / len(ours) * 1e6 for name, seconds in CPU_SECONDS.items()}
+    print(
+        "CPU per register+unregister cycle (whole client process):"
+        f" ours {cpu['ours']:.0f} us, sipp {cpu['sipp']:.0f} us (sipp's with its start)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     profiler = cProfile.Profile() if args.profile else None
     with tempfile.TemporaryDirectory(prefix="sipp-") as workdir, KamailioServer() as server:
         asyncio.run(measure_ours(server, 5))  # warm up imports, caches and Kamailio
+        CPU_SECONDS["ours"] = 0.0
         for _ in range(args.rounds):
             if profiler is not None:
                 profiler.enable()
