@@ -475,8 +475,7 @@ class Subscription:
 
     def _on_terminated(self, reason_text: str | None, retry_after: int | None, now: float) -> None:
         self._dialog = None
-        if self._pending is not None and self._pending.operation is not Operation.SUBSCRIBE:
-            self._pending = None  # its dialog is gone; the answer will be ignored
+        self._pending = None  # its dialog is gone; the answer to it will be ignored
         if not self._enabled:
             self._end(SubscriptionState.UNSUBSCRIBED)
             return
@@ -503,7 +502,7 @@ class Subscription:
     def _on_accepted(self, pending: _Pending, response: Response, now: float) -> None:
         dialog = self._dialog
         if dialog is None:
-            return  # a terminating NOTIFY overtook this 2xx
+            return
         try:
             remote_tag = response.to.tag
             contacts = response.contacts
