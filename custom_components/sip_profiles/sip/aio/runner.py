@@ -16,7 +16,9 @@ import ssl
 import aiodns
 
 from ..backoff import Backoff
+from ..documents.pidf import MyPresence
 from ..registration import RegistrationChanged, RegistrationState
+from ..subscription import DEFAULT_EXPIRES, SubscriptionKey
 from ..target import Target
 from ..uri import SipUri
 from ..useragent import ConnectionNeeded, UserAgent, UserAgentEvent, UserAgentSettings
@@ -117,6 +119,29 @@ class UserAgentRunner:
     def query_bindings(self) -> None:
         """Ask the registrar for the bindings of the address of record."""
         self.user_agent.query_bindings(self.now())
+        self._pump()
+
+    def subscribe(
+        self, uri: SipUri, event_package: str, *, expires: int = DEFAULT_EXPIRES
+    ) -> SubscriptionKey:
+        """Watch ``uri`` for ``event_package`` and keep the subscription up."""
+        key = self.user_agent.subscribe(uri, event_package, self.now(), expires=expires)
+        self._pump()
+        return key
+
+    def unsubscribe(self, key: SubscriptionKey) -> None:
+        """End the subscription ``key``."""
+        self.user_agent.unsubscribe(key, self.now())
+        self._pump()
+
+    def publish(self, presence: MyPresence, note: str | None = None) -> None:
+        """Publish our presence and keep it published."""
+        self.user_agent.publish(presence, note, self.now())
+        self._pump()
+
+    def unpublish(self) -> None:
+        """Remove our published presence."""
+        self.user_agent.unpublish(self.now())
         self._pump()
 
     async def stop(self, *, unregister: bool = True, unregister_timeout: float = 5.0) -> None:
