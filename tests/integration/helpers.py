@@ -12,11 +12,14 @@ from typing import Any
 from freezegun.api import FrozenDateTimeFactory, real_monotonic
 from homeassistant.config_entries import SOURCE_REAUTH
 from homeassistant.core import HomeAssistant, State
+from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
 )
+from syrupy.assertion import SnapshotAssertion
 
+from custom_components.sip_profiles.const import CONF_AOR, CONF_REGISTRAR, DOMAIN
 from custom_components.sip_profiles.coordinator import SipProfileCoordinator
 from custom_components.sip_profiles.sip.aio.runner import UserAgentRunner
 from custom_components.sip_profiles.sip.auth import Credentials
@@ -170,3 +173,37 @@ async def second_device(
         yield device
     finally:
         await device.runner.stop(unregister=False)
+        kamailio.remove_bindings(user)
+
+
+FROZEN_AT = "2026-11-21T12:00:00+00:00"
+
+
+def fixed_entry(
+    profile_data: Callable[..., dict[str, Any]], user: str = "alice"
+) -> MockConfigEntry:
+    """A profile with a fixed entry id, so that snapshots name the same ids every run."""
+    data = profile_data(user)
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=data[CONF_AOR],
+        unique_id=f"{data[CONF_AOR]}|{data[CONF_REGISTRAR]}",
+        data=data,
+        entry_id=FIXED_ENTRY_ID,
+    )
+
+
+def snapshot_entities(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+    entry_id: str,
+) -> None:
+    """Snapshot every entity of a profile: its registry entry and its state, ports normalized."""
+    entries = er.async_entries_for_config_entry(entity_registry, entry_id)
+    assert entries
+    for entity_entry in entries:
+        assert entity_entry == snapshot(name=f"{entity_entry.entity_id}-entry")
+        assert entity_entry.disabled_by is None, "enable every entity for the snapshot"
+        state = hass.states.get(entity_entry.entity_id)
+        assert state_snapshot(state) == snapshot(name=f"{entity_entry.entity_id}-state")
