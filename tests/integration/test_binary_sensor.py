@@ -1,0 +1,62 @@
+"""The binary sensor: on while the profile is registered."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from unittest.mock import patch
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import STATE_OFF, STATE_ON, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
+
+from tests.harness.kamailio import KamailioServer
+
+from .helpers import FROZEN_AT, fixed_entry, setup_entry, snapshot_entities, wait_for
+
+REGISTERED = "binary_sensor.sip_alice_sip_test_registered"
+
+
+@pytest.fixture(autouse=True)
+def only_binary_sensors() -> Any:
+    """Set up the binary sensor platform alone."""
+    with patch("custom_components.sip_profiles.PLATFORMS", [Platform.BINARY_SENSOR]):
+        yield
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Home Assistant's snapshots (stored in ``snapshots/``, registry ids left out)."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+async def test_binary_sensor(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+    profile_data: Callable[..., dict[str, Any]],
+    kamailio_clean: KamailioServer,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    freezer.move_to(FROZEN_AT)
+    entry = fixed_entry(profile_data)
+    await setup_entry(hass, entry)
+    snapshot_entities(hass, entity_registry, snapshot, entry.entry_id)
+
+
+async def test_off_while_unregistered(
+    hass: HomeAssistant,
+    make_entry: Callable[..., MockConfigEntry],
+    kamailio_clean: KamailioServer,
+) -> None:
+    coordinator = await setup_entry(hass, make_entry())
+    assert hass.states.get(REGISTERED).state == STATE_ON
+    coordinator.async_disable()
+    await wait_for(hass, lambda: hass.states.get(REGISTERED).state == STATE_OFF)
+    coordinator.async_enable()
+    await wait_for(hass, lambda: hass.states.get(REGISTERED).state == STATE_ON)
