@@ -161,7 +161,7 @@ def _text(value: Any) -> str:
 
 
 def _profile_data(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Entry data from flattened form values (the address of record already normalized)."""
+    """Entry data from flattened form values; raises InvalidAddressError for a bad address."""
     data: dict[str, Any] = {
         CONF_AOR: normalized_aor(values[CONF_AOR]),
         CONF_PASSWORD: values[CONF_PASSWORD],

@@ -784,3 +784,30 @@ async def test_options_reload_the_profile(
     assert entry.runtime_data.options_at_setup == {CONF_EXPIRES: 120, CONF_KEEPALIVE: 15}
     [binding] = kamailio_clean.bindings("alice")
     assert 100 < binding.expires <= 120
+
+
+async def test_reauth_of_running_profile(
+    hass: HomeAssistant,
+    kamailio_clean: KamailioServer,
+    make_entry: MakeEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Reauthenticating a running profile restarts it with the new password."""
+    entry = make_entry("alice")
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await settle(hass)
+    before = entry.runtime_data
+    kamailio_clean.set_password("alice", "new")
+
+    result = await entry.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PASSWORD: "new"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    await settle(hass)
+
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.runtime_data is not before
+    assert entry.runtime_data.data.state == "registered"
