@@ -26,6 +26,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from tests.harness.kamailio import process_group_alive
+
 ROOT = Path(__file__).resolve().parents[2]
 HTTP_HOST = "127.0.0.1"
 DEV_USER = "dev"
@@ -286,6 +288,9 @@ def _stop(process: subprocess.Popen[bytes] | None, name: str) -> None:
             process.wait(STOP_TIMEOUT)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while process_group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -277,6 +277,27 @@ def _stop_all() -> None:
         server.stop()
 
 
+def process_group_alive(pgid: int) -> bool:
+    """Whether any process of group pgid still runs (zombies waiting to be reaped do not count)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError, IndexError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -489,6 +510,9 @@ class KamailioServer:
         # children that outlived the main process (it was killed, or crashed)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while process_group_alive(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def restart(self) -> None:
         """Stop, then start on the same ports: bindings are gone, stored presence stays."""
