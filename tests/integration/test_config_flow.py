@@ -10,6 +10,7 @@ from homeassistant.config_entries import SOURCE_USER, ConfigEntryState, ConfigFl
 from homeassistant.const import CONF_PASSWORD
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData, section
+from homeassistant.helpers import config_validation as cv
 import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -811,3 +812,44 @@ async def test_reauth_of_running_profile(
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data is not before
     assert entry.runtime_data.data.state == "registered"
+
+
+async def test_forms_serialize_for_the_frontend(
+    hass: HomeAssistant, kamailio_clean: KamailioServer, make_entry: MakeEntry
+) -> None:
+    """The forms convert to the frontend's field list: a collapsed section, translated select."""
+    master = make_entry("bob")
+    master.add_to_hass(hass)
+    result = await start_manual(hass)
+    assert result["data_schema"] is not None
+
+    fields = {
+        field["name"]: field
+        for field in vol.to_field_list(
+            result["data_schema"], custom_serializer=cv.custom_serializer
+        )
+    }
+
+    assert fields[CONF_PASSWORD]["selector"] == {
+        "text": {"type": "password", "multiline": False, "multiple": False}
+    }
+    advanced = fields[SECTION_ADVANCED]
+    assert advanced["type"] == "expandable"
+    assert advanced["expanded"] is False
+    inner = {field["name"]: field for field in advanced["schema"]}
+    assert inner[CONF_TRANSPORT]["selector"]["select"]["translation_key"] == CONF_TRANSPORT
+    assert inner[CONF_TRANSPORT]["default"] == "auto"
+    assert inner[CONF_EXPIRES]["selector"]["number"]["min"] == 60
+    assert inner[CONF_EXPIRES]["selector"]["number"]["max"] == 86400
+    assert inner[CONF_MASTER]["selector"]["select"]["options"] == [
+        {"value": master.entry_id, "label": master.title}
+    ]
+
+    for flow in (
+        await start_provisioning(hass),
+        await master.start_reconfigure_flow(hass),
+        await master.start_reauth_flow(hass),
+        await hass.config_entries.options.async_init(master.entry_id),
+    ):
+        assert flow["type"] is FlowResultType.FORM
+        assert vol.to_field_list(flow["data_schema"], custom_serializer=cv.custom_serializer)
