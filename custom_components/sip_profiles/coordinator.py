@@ -123,6 +123,8 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
         self._problem_listeners: list[ProblemListener] = []
         self._last_state: RegistrationState | None = None
         self._last_failure_logged: FailureReason | None = None
+        self._problem: str | None = None
+        """The problem event fired for the ongoing outage; None while there is none."""
         self.options_at_setup = dict(entry.options)
         self.data = self._snapshot()
 
@@ -328,15 +330,19 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
                     f", {status.status_code} {status.reason_phrase}" if status.status_code else "",
                 )
                 self._last_failure_logged = status.reason
-            if previous is not RegistrationState.FAILED:
-                self._fire(PROBLEM_EVENTS[status.reason], status)
+            problem = PROBLEM_EVENTS[status.reason]
+            if problem != self._problem:
+                # Once per outage (and again if its kind changes), not at every failed retry.
+                self._problem = problem
+                self._fire(problem, status)
             if status.reason in (FailureReason.AUTH_FAILED, FailureReason.FORBIDDEN):
                 self.config_entry.async_start_reauth(self.hass)
             if issue := REPAIRABLE.get(status.reason):
                 self._raise_issue(issue)
         elif status.state is RegistrationState.REGISTERED:
-            if previous is RegistrationState.FAILED:
+            if self._problem is not None:
                 LOGGER.info("%s: registered again", self.config_entry.title)
+                self._problem = None
                 self._fire(RECOVERED, status)
             self._last_failure_logged = None
             for issue in REPAIRABLE.values():
