@@ -13,6 +13,7 @@ from freezegun.api import FrozenDateTimeFactory, real_monotonic
 from homeassistant.config_entries import SOURCE_REAUTH
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
+import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
@@ -207,3 +208,10 @@ def snapshot_entities(
         assert entity_entry.disabled_by is None, "enable every entity for the snapshot"
         state = hass.states.get(entity_entry.entity_id)
         assert state_snapshot(state) == snapshot(name=f"{entity_entry.entity_id}-state")
+
+
+@pytest.fixture(autouse=True)
+def no_stale_bindings(kamailio_clean: KamailioServer) -> None:
+    """Start without bindings a failed test (or an unanswered unregistration) left behind."""
+    for user in TEST_ACCOUNTS:
+        kamailio_clean.remove_bindings(user)

@@ -17,7 +17,14 @@ from syrupy.assertion import SnapshotAssertion
 
 from tests.harness.kamailio import KamailioServer
 
-from .helpers import FROZEN_AT, fixed_entry, setup_entry, snapshot_entities, wait_for
+from .helpers import (  # noqa: F401 - fixtures
+    FROZEN_AT,
+    fixed_entry,
+    no_stale_bindings,
+    setup_entry,
+    snapshot_entities,
+    wait_for,
+)
 
 REGISTERED = "binary_sensor.sip_alice_sip_test_registered"
 

@@ -16,7 +16,15 @@ from custom_components.sip_profiles.const import CONF_EXPIRES, CONF_MASTER, DOMA
 from custom_components.sip_profiles.sip.registration import RegistrationState
 from tests.harness.kamailio import KamailioServer
 
-from .helpers import advance, reauth_flows, registers_sent, setup_entry, state_of, wait_for
+from .helpers import (  # noqa: F401 - fixtures
+    advance,
+    no_stale_bindings,
+    reauth_flows,
+    registers_sent,
+    setup_entry,
+    state_of,
+    wait_for,
+)
 
 MakeEntry = Callable[..., MockConfigEntry]
 

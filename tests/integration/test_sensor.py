@@ -18,10 +18,11 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.sip_profiles.sip.registration import RegistrationState
 from tests.harness.kamailio import KamailioServer
 
-from .helpers import (
+from .helpers import (  # noqa: F401 - fixtures
     FROZEN_AT,
     advance,
     fixed_entry,
+    no_stale_bindings,
     second_device,
     setup_entry,
     snapshot_entities,

@@ -27,7 +27,15 @@ from custom_components.sip_profiles.const import CONF_ENABLED
 from custom_components.sip_profiles.sip.registration import RegistrationState
 from tests.harness.kamailio import KamailioServer
 
-from .helpers import FROZEN_AT, fixed_entry, setup_entry, snapshot_entities, state_of, wait_for
+from .helpers import (  # noqa: F401 - fixtures
+    FROZEN_AT,
+    fixed_entry,
+    no_stale_bindings,
+    setup_entry,
+    snapshot_entities,
+    state_of,
+    wait_for,
+)
 
 SWITCH = "switch.sip_alice_sip_test_registration_enabled"
 
