@@ -463,3 +463,18 @@ def notify_stub() -> bytes:
         b"From: <sip:alice@sip.test>;tag=zz\r\nTo: <sip:bob@sip.test>\r\nCall-ID: nobody\r\n"
         b"CSeq: 1 SUBSCRIBE\r\nContent-Length: 0\r\n\r\n"
     )
+
+
+def test_a_flow_that_keeps_breaking_before_any_notify_backs_off() -> None:
+    harness = Harness.create()
+    key, _ = subscribed(harness)
+    for port in (5072, 5074):
+        harness.user_agent.connection_lost(harness.now)
+        harness.user_agent.connection_up(("127.0.0.1", port), harness.now)
+        harness.drain()
+    status = harness.user_agent.subscription_status(key)
+    assert status is not None
+    assert status.state is SubscriptionState.FAILED
+    assert status.reason is SubscriptionReason.DIALOG_LOST
+    assert status.retry_at is not None
+    assert len(subscribes(harness)) == 3

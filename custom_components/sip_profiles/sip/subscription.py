@@ -294,12 +294,21 @@ class Subscription:
         if self._pending is None:
             self._start(None)
 
-    def restart(self) -> None:
-        """Subscribe again in a new dialog at once (the flow or the registration came back)."""
-        if self._enabled:
-            self._pending = None
-            self._backoff.reset()
+    def restart(self, now: float) -> None:
+        """Subscribe again in a new dialog (the flow or the registration came back).
+
+        At once, unless the last restart never led to an active NOTIFY: a server that drops
+        the flow whenever it notifies would otherwise be flooded with SUBSCRIBEs; then after
+        backoff.
+        """
+        if not self._enabled:
+            return
+        self._pending = None
+        if self._active_since_restart:
+            self._active_since_restart = False
             self._start(SubscriptionReason.DIALOG_LOST)
+        else:
+            self._fail(SubscriptionReason.DIALOG_LOST, now, retry=True)
 
     def unsubscribe(self) -> None:
         """End the subscription (Expires 0) and wait for the final NOTIFY."""

@@ -229,7 +229,7 @@ class UserAgent:
             subscription.set_contact(contact)
         if self._flow_was_lost:
             self._flow_was_lost = False
-            self._restart_dialogs()
+            self._restart_dialogs(now)
         if self.settings.keepalive_interval:
             self._keepalive_at = now + self.settings.keepalive_interval
         registration = self.registration
@@ -452,12 +452,12 @@ class UserAgent:
             self._by_call_id[current] = key
             self._indexed_call_id[key] = current
 
-    def _restart_dialogs(self) -> None:
+    def _restart_dialogs(self, now: float) -> None:
         """New subscription dialogs and a new publication after the flow or registrar was lost."""
         self.publication.restart()
         for key, subscription in self._subscriptions.items():
             if subscription.enabled:
-                subscription.restart()
+                subscription.restart(now)
                 self._dirty.add(key)
 
     def _after_registration_change(self, event: RegistrationChanged, now: float) -> None:
@@ -466,7 +466,7 @@ class UserAgent:
             self._registration_was_lost = True
         elif status.state is RegistrationState.REGISTERED and self._registration_was_lost:
             self._registration_was_lost = False
-            self._restart_dialogs()
+            self._restart_dialogs(now)
         if status.state is RegistrationState.REGISTERED and self.settings.nat_fixup:
             seen = status.public_address
             if seen is not None and self._local is not None and seen != self._local:
