@@ -1,9 +1,10 @@
 """Pytest fixtures for the real Kamailio (imported by tests/conftest.py).
 
 - ``kamailio``: one server per test session and xdist worker; skips when Kamailio is missing.
-- ``kamailio_clean``: the same server for one test, with faults off, test accounts restored
-  and sockets to loopback allowed (it requests ``socket_enabled``); a test that talks to
-  ``kamailio`` directly must request ``socket_enabled`` itself.
+- ``kamailio_clean``: the same server for one test, with faults off, test accounts restored,
+  no bindings left from earlier tests, and sockets to loopback allowed (it requests
+  ``socket_enabled``); a test that talks to ``kamailio`` directly must request
+  ``socket_enabled`` itself.
 A failing test that used either gets the tail of the server's log in its report.
 """
 
@@ -64,6 +65,7 @@ def kamailio_clean(kamailio: KamailioServer, socket_enabled: None) -> KamailioSe
     for user, password in TEST_ACCOUNTS.items():
         if kamailio.accounts.get(user) != password:
             kamailio.set_password(user, password)
+        kamailio.remove_bindings(user)
     return kamailio
 
 
