@@ -18,7 +18,13 @@ import time
 import pytest
 
 from tests.harness.develop import ROOT, prepare_config
-from tests.harness.kamailio import KamailioServer, parse_bindings, pidf, process_group_alive
+from tests.harness.kamailio import (
+    KamailioServer,
+    KamailioUnavailable,
+    parse_bindings,
+    pidf,
+    process_group_alive,
+)
 
 # --------------------------------------------------------------------------- raw client
 
@@ -440,7 +446,11 @@ def test_dialog_and_winfo_events_are_offered(clients):
 
 
 def test_seeded_presence_is_notified_and_stop_leaves_no_process(socket_enabled):
-    with KamailioServer(presence={"bob": pidf("sip:bob@sip.test", "open", "seeded")}) as server:
+    try:
+        server = KamailioServer(presence={"bob": pidf("sip:bob@sip.test", "open", "seeded")})
+    except KamailioUnavailable as err:
+        pytest.skip(f"real SIP server unavailable: {err}")
+    with server:
         group = server.pid
         assert group is not None
         alice = RawClient(server, "alice", server.accounts["alice"])
