@@ -9,6 +9,7 @@ from homeassistant.const import ATTR_CONFIG_ENTRY_ID, ATTR_DEVICE_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.service import async_get_all_descriptions
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -253,3 +254,21 @@ async def test_operations_need_a_running_profile(
     with pytest.raises(HomeAssistantError) as err:
         await call(hass, "unregister_all", {ATTR_CONFIG_ENTRY_ID: entry.entry_id}, response=True)
     assert err.value.translation_key == "operation_failed"
+
+
+async def test_actions_are_described(
+    hass: HomeAssistant, make_entry: MakeEntry, kamailio_clean: KamailioServer
+) -> None:
+    await setup_entry(hass, make_entry())
+    descriptions = (await async_get_all_descriptions(hass))[DOMAIN]
+    assert set(descriptions) == {
+        "enable",
+        "disable",
+        "refresh",
+        "list_bindings",
+        "unregister_all",
+    }
+    for description in descriptions.values():
+        assert set(description["fields"]) == {ATTR_CONFIG_ENTRY_ID, ATTR_DEVICE_ID}
+    assert descriptions["list_bindings"]["response"] == {"optional": False}
+    assert descriptions["unregister_all"]["response"] == {"optional": True}
