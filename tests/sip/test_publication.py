@@ -78,6 +78,7 @@ def test_a_new_state_is_published_with_the_entity_tag_and_a_body() -> None:
     published(harness)
     harness.user_agent.publish(MyPresence.BUSY, None, harness.now)
     harness.drain()
+    assert harness.user_agent.publication.status.refresh_at is None  # until it is accepted
     change = publishes(harness)[-1]
     assert change.headers.get("SIP-If-Match") == "e1"
     assert summarize(parse_pidf(change.body)) is PresenceState.BUSY

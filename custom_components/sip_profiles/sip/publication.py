@@ -189,6 +189,7 @@ class Publication:
                 presence=presence,
                 note=note,
                 reason=None,
+                refresh_at=None,
                 retry_at=None,
             )
         )
