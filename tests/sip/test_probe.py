@@ -89,7 +89,10 @@ class HeldRegistration:
     def wait_for_line(self, pattern: str) -> str:
         deadline = time.monotonic() + WAIT
         while (left := deadline - time.monotonic()) > 0:
-            line = self.lines.get(timeout=left)
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
             if line is None:
                 break
             self.output.append(line)
