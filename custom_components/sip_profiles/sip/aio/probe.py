@@ -3,6 +3,8 @@
     scripts/probe register sip:alice@example.com --password-env SIP_PASSWORD --hold 120
     scripts/probe query alice@example.com --password-file ~/.sip-password
     scripts/probe unregister-all sip:alice@example.com --transport tls
+    scripts/probe watch sip:alice@example.com sip:bob@example.com --event dialog --hold 60
+    scripts/probe publish sip:alice@example.com --presence busy --note "In a meeting"
 
 Every state change and (unless ``--quiet``) every SIP message in both directions is printed,
 with credentials masked. The password is never taken as an argument, where it would land in
@@ -33,7 +35,9 @@ from typing import TextIO
 import aiodns
 
 from ..auth import Credentials, mask_authorization
+from ..documents.pidf import MyPresence
 from ..errors import LocalProtocolError, RemoteProtocolError
+from ..publication import PublicationChanged, PublicationReason, PublicationState
 from ..registration import (
     AllBindingsRemoved,
     BindingsListed,
@@ -42,6 +46,12 @@ from ..registration import (
     RegistrationChanged,
     RegistrationState,
     RegistrationStatus,
+)
+from ..subscription import (
+    NotifyReceived,
+    SubscriptionChanged,
+    SubscriptionReason,
+    SubscriptionState,
 )
 from ..target import Target, Transport
 from ..uri import SipUri, parse_sip_uri
@@ -163,6 +173,18 @@ class Console:
                 self.say(f"removed {count} binding(s)")
             case OperationFailed(operation=operation, reason=reason, status_code=code):
                 self.say(f"{operation} failed: {reason} {_answer(code, None)}".rstrip())
+            case SubscriptionChanged(key=watched, status=subscription):
+                because = f" ({subscription.reason})" if subscription.reason else ""
+                answer = f"  [{subscription.status_code}]" if subscription.status_code else ""
+                self.say(
+                    f"{watched.package} of {watched.uri}  {subscription.state.value}"
+                    f"{because}{answer}"
+                )
+            case NotifyReceived(key=watched, content_type=content_type, body=body):
+                self.say(f"{watched.package} of {watched.uri}: {len(body)} bytes of {content_type}")
+            case PublicationChanged(status=publication):
+                because = f" ({publication.reason})" if publication.reason else ""
+                self.say(f"publication  {publication.state.value}{because}")
             case ConnectionNeeded(target=target):
                 self.say(f"opening a new flow to {target}")
             case MessageDropped(source=source, error=error):
@@ -421,6 +443,15 @@ def _registration_settled(event: UserAgentEvent) -> bool:
 
 # -- subcommands --------------------------------------------------------------------------------
 
+_AUTH_REASONS = frozenset({"auth_failed", "forbidden"})
+_UNREACHABLE_REASONS = frozenset({"timeout", "transport_error"})
+
+
+def _reason_code(reason: SubscriptionReason | PublicationReason | None) -> ExitCode:
+    if reason in _AUTH_REASONS:
+        return ExitCode.AUTH_FAILED
+    return ExitCode.UNREACHABLE if reason in _UNREACHABLE_REASONS else ExitCode.REJECTED
+
 
 async def _register(session: ProbeSession, args: argparse.Namespace) -> ExitCode:
     session.runner.register()
@@ -470,6 +501,84 @@ async def _unregister_all(session: ProbeSession, _args: argparse.Namespace) -> E
     return ExitCode.OK
 
 
+async def _watch(session: ProbeSession, args: argparse.Namespace) -> ExitCode:
+    key = session.runner.subscribe(_sip_uri(args.uri, "watched URI"), args.event)
+    user_agent = session.runner.user_agent
+
+    def state() -> SubscriptionState | None:
+        status = user_agent.subscription_status(key)
+        return status.state if status is not None else None
+
+    settled = (SubscriptionState.ACTIVE, SubscriptionState.PENDING, SubscriptionState.FAILED)
+    await session.wait_for(lambda _: state() in settled, session.config.timeout)
+    status = user_agent.subscription_status(key)
+    if status is None or status.state not in settled:
+        raise session.no_answer("SUBSCRIBE")
+    if status.state is SubscriptionState.FAILED:
+        raise ProbeError(
+            f"subscription to {key.package} of {key.uri} failed: {status.reason}"
+            + (f" ({status.status_code})" if status.status_code else ""),
+            _reason_code(status.reason),
+        )
+    if args.hold > 0:
+        session.console.say(f"watching for {args.hold:g} s (Ctrl-C ends it)")
+        await session.wait_for(lambda _: False, args.hold)
+    session.runner.unsubscribe(key)
+    await session.wait_for(
+        lambda _: state() is SubscriptionState.UNSUBSCRIBED, session.config.timeout
+    )
+    return ExitCode.OK
+
+
+async def _publish(session: ProbeSession, args: argparse.Namespace) -> ExitCode:
+    publication = session.runner.user_agent.publication
+    try:
+        session.runner.publish(MyPresence(args.presence), args.note)
+    except LocalProtocolError as err:
+        raise ProbeError(str(err), ExitCode.USAGE) from None
+    settled = (PublicationState.PUBLISHED, PublicationState.FAILED)
+    await session.wait_for(lambda _: publication.state in settled, session.config.timeout)
+    status = publication.status
+    if status.state is PublicationState.FAILED:
+        raise ProbeError(
+            f"publication failed: {status.reason}"
+            + (f" ({status.status_code})" if status.status_code else ""),
+            _reason_code(status.reason),
+        )
+    if status.state is not PublicationState.PUBLISHED:
+        raise session.no_answer("PUBLISH")
+    if args.hold > 0:
+        session.console.say(f"keeping it published for {args.hold:g} s (Ctrl-C ends it)")
+        await session.wait_for(lambda _: False, args.hold)
+    session.runner.unpublish()
+    await session.wait_for(
+        lambda _: publication.state is PublicationState.UNPUBLISHED, session.config.timeout
+    )
+    return ExitCode.OK
+
+
+def _watch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("uri", metavar="URI", help="the address to watch, e.g. sip:bob@example.com")
+    parser.add_argument(
+        "--event",
+        choices=["presence", "dialog", "presence.winfo"],
+        default="presence",
+        help="event package (default presence)",
+    )
+    _hold_argument(parser)
+
+
+def _publish_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--presence",
+        choices=[p.value for p in MyPresence],
+        default=MyPresence.AVAILABLE.value,
+        help="the presence to publish (default available)",
+    )
+    parser.add_argument("--note", help="a note to publish with it")
+    _hold_argument(parser)
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
     """A subcommand: its help line, its own options and what it does with a session."""
@@ -485,7 +594,7 @@ def _hold_argument(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="keep the registration up (refreshing it) this long before unregistering",
+        help="keep it up (refreshing it) this long before ending it",
     )
 
 
@@ -496,6 +605,14 @@ COMMANDS: dict[str, Command] = {
     "query": Command("list the contacts bound to the address of record", _query),
     "unregister": Command("register, then remove the probe's binding at once", _unregister),
     "unregister-all": Command("remove every binding of the address of record", _unregister_all),
+    "watch": Command(
+        "subscribe to URI's presence or dialogs, optionally hold, then unsubscribe",
+        _watch,
+        _watch_arguments,
+    ),
+    "publish": Command(
+        "publish our presence, optionally hold it, then remove it", _publish, _publish_arguments
+    ),
 }
 
 
@@ -540,7 +657,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The probe's command line: one subcommand per entry of COMMANDS."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Check a SIP account: register, list or remove its bindings.",
+        description="Check a SIP account: register, list or remove its bindings, watch and"
+        " publish presence.",
         epilog="Without --password-env or --password-file the password is asked for. "
         "Exit status: 0 ok, 2 usage, 3 credentials refused, 4 unreachable or no answer, "
         "5 rejected, 130 interrupted.",
