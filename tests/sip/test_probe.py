@@ -102,7 +102,10 @@ class HeldRegistration:
 
     def end(self) -> tuple[int, str, str]:
         self.process.send_signal(signal.SIGINT)
-        _, err = self.process.communicate(timeout=WAIT)
+        # stdout belongs to the reader thread: waiting must not read it (communicate() would).
+        self.process.wait(timeout=WAIT)
+        assert self.process.stderr is not None
+        err = self.process.stderr.read()
         self._reader.join(WAIT)
         while (line := self.lines.get_nowait()) is not None:
             self.output.append(line)
