@@ -6,7 +6,12 @@ from collections.abc import Callable
 import socket
 from typing import Any
 
-from homeassistant.config_entries import SOURCE_USER, ConfigEntryState, ConfigFlowResult
+from homeassistant.config_entries import (
+    SOURCE_USER,
+    ConfigEntryDisabler,
+    ConfigEntryState,
+    ConfigFlowResult,
+)
 from homeassistant.const import CONF_PASSWORD
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData, section
@@ -191,11 +196,19 @@ async def test_check_removes_its_binding(
 ) -> None:
     """The live check registers and unregisters again: no binding is left behind.
 
-    The new profile depends on a master profile that is not running, so setting up the
-    created entry does not register it either; whatever binding exists came from the check.
+    The new profile depends on a master profile that is disabled (so never set up), so
+    setting up the created entry does not register it either: whatever binding exists came
+    from the check.
     """
     kamailio_clean.remove_bindings("alice")  # whatever an earlier test left behind
-    master = make_entry("bob")
+    bob = make_entry("bob")
+    master = MockConfigEntry(
+        domain=DOMAIN,
+        title=bob.title,
+        unique_id=bob.unique_id,
+        data=dict(bob.data),
+        disabled_by=ConfigEntryDisabler.USER,
+    )
     master.add_to_hass(hass)
     result = await start_manual(hass)
     assert CONF_MASTER in advanced_fields(result)
@@ -207,6 +220,8 @@ async def test_check_removes_its_binding(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_MASTER] == master.entry_id
     await settle(hass)
+    assert result["result"].state is ConfigEntryState.LOADED
+    assert master.state is ConfigEntryState.NOT_LOADED
     assert kamailio_clean.bindings("alice") == []
 
 
@@ -823,12 +838,10 @@ async def test_forms_serialize_for_the_frontend(
     result = await start_manual(hass)
     assert result["data_schema"] is not None
 
-    fields = {
-        field["name"]: field
-        for field in vol.to_field_list(
-            result["data_schema"], custom_serializer=cv.custom_serializer
-        )
-    }
+    field_list: list[dict[str, Any]] = vol.to_field_list(
+        result["data_schema"], custom_serializer=cv.custom_serializer
+    )  # type: ignore[assignment]
+    fields = {field["name"]: field for field in field_list}
 
     assert fields[CONF_PASSWORD]["selector"] == {
         "text": {"type": "password", "multiline": False, "multiple": False}
