@@ -17,6 +17,8 @@ each watching every buddy; the publisher is ``python -m benchmarks.presence_subs
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from collections.abc import Callable
 import contextlib
 import gc
 import statistics
@@ -28,9 +30,14 @@ from custom_components.sip_profiles.sip.auth import Credentials
 from custom_components.sip_profiles.sip.backoff import BackoffPolicy
 from custom_components.sip_profiles.sip.documents import best_note, parse_pidf
 from custom_components.sip_profiles.sip.documents.pidf import MyPresence
-from custom_components.sip_profiles.sip.publication import PublicationState
+from custom_components.sip_profiles.sip.publication import PublicationChanged, PublicationState
 from custom_components.sip_profiles.sip.registration import RegistrationState
-from custom_components.sip_profiles.sip.subscription import NotifyReceived, SubscriptionState
+from custom_components.sip_profiles.sip.subscription import (
+    NotifyReceived,
+    SubscriptionChanged,
+    SubscriptionKey,
+    SubscriptionState,
+)
 from custom_components.sip_profiles.sip.target import Target, Transport
 from custom_components.sip_profiles.sip.uri import parse_sip_uri
 from custom_components.sip_profiles.sip.useragent import (
@@ -41,7 +48,7 @@ from custom_components.sip_profiles.sip.useragent import (
 from tests.harness.kamailio import DOMAIN, KamailioServer
 
 ROUND_STATES = (MyPresence.BUSY, MyPresence.AWAY, MyPresence.AVAILABLE)
-WAIT = 120.0
+WAIT = 60.0
 SETTLE = 10.0
 """Seconds to wait for NOTIFYs still missing after a round."""
 
@@ -69,9 +76,9 @@ def make_runner(host: str, port: int, user: str) -> UserAgentRunner:
     return UserAgentRunner(UserAgent(settings, [Target(Transport.UDP, host, port)]))
 
 
-async def wait_until(changed: asyncio.Event, done: object) -> None:
+async def wait_until(changed: asyncio.Event, done: Callable[[], bool]) -> None:
     async with asyncio.timeout(WAIT):
-        while not done():  # type: ignore[operator]
+        while not done():
             changed.clear()
             await changed.wait()
 
@@ -83,8 +90,15 @@ async def publish(host: str, port: int, buddies: int, rounds: int) -> None:
     """The second process: publish one state per round for every buddy at once."""
     runners = [make_runner(host, port, f"b{index:03d}") for index in range(buddies)]
     changed = asyncio.Event()
+    failures = Counter[str]()
+
+    def on_event(event: UserAgentEvent) -> None:
+        if isinstance(event, PublicationChanged) and event.status.reason is not None:
+            failures[f"{event.status.reason} {event.status.status_code}"] += 1
+        changed.set()
+
     for runner in runners:
-        runner.add_listener(lambda _event: changed.set())
+        runner.add_listener(on_event)
         await runner.start()
 
     def all_published() -> bool:
@@ -111,6 +125,8 @@ async def publish(host: str, port: int, buddies: int, rounds: int) -> None:
         print("round", flush=True)
     for runner in runners:
         await runner.stop(unregister=False)
+    # stdout is the benchmark's control channel; the failures go to the terminal
+    print(f"publisher: failed PUBLISHes retried after backoff: {dict(failures)}", file=sys.stderr)
 
 
 # -------------------------------------------------------------------------------- watchers
@@ -124,14 +140,24 @@ async def watch(watchers: int, buddies: int, rounds: int) -> None:
         changed = asyncio.Event()
         received: list[tuple[float, bytes]] = []
 
-        def on_event(event: UserAgentEvent) -> None:
-            if isinstance(event, NotifyReceived) and event.body:
-                received.append((time.time(), event.body))
-            changed.set()
+        active: set[tuple[str, SubscriptionKey]] = set()
+
+        def listener(watcher: str) -> Callable[[UserAgentEvent], None]:
+            def on_event(event: UserAgentEvent) -> None:
+                if isinstance(event, NotifyReceived) and event.body:
+                    received.append((time.time(), event.body))
+                elif isinstance(event, SubscriptionChanged):
+                    if event.status.state is SubscriptionState.ACTIVE:
+                        active.add((watcher, event.key))
+                    else:
+                        active.discard((watcher, event.key))
+                changed.set()
+
+            return on_event
 
         runners = [make_runner(host, port, f"w{i}") for i in range(watchers)]
-        for runner in runners:
-            runner.add_listener(on_event)
+        for index, runner in enumerate(runners):
+            runner.add_listener(listener(f"w{index}"))
             await runner.start()
             runner.register()
         await wait_until(
@@ -149,14 +175,16 @@ async def watch(watchers: int, buddies: int, rounds: int) -> None:
                 runner.subscribe(uri, "presence")
         total = watchers * buddies
 
-        def active() -> int:
-            return sum(
-                status.state is SubscriptionState.ACTIVE
+        try:
+            await wait_until(changed, lambda: len(active) == total)
+        except TimeoutError:
+            states = Counter(
+                f"{status.state}/{status.reason}"
                 for r in runners
                 for status in r.user_agent.subscriptions.values()
             )
-
-        await wait_until(changed, lambda: active() == total)
+            print(f"not all active after {WAIT:g} s: {dict(states)}")
+            raise
         elapsed = time.perf_counter() - started
         gc.collect()
         rss_after = rss_bytes()
