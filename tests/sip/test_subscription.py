@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from custom_components.sip_profiles.sip.documents.pidf import MyPresence
 from custom_components.sip_profiles.sip.message import Request, Response, parse_message
 from custom_components.sip_profiles.sip.subscription import (
     NotifyReceived,
@@ -16,7 +17,7 @@ from custom_components.sip_profiles.sip.subscription import (
 )
 from custom_components.sip_profiles.sip.uri import parse_sip_uri
 
-from .canned import CHALLENGE, SERVER, Harness, reply
+from .canned import CHALLENGE, SERVER, Harness, ok_for, reply
 
 BOB = parse_sip_uri("sip:bob@sip.test")
 _BRANCHES = itertools.count()
@@ -478,3 +479,38 @@ def test_a_flow_that_keeps_breaking_before_any_notify_backs_off() -> None:
     assert status.reason is SubscriptionReason.DIALOG_LOST
     assert status.retry_at is not None
     assert len(subscribes(harness)) == 3
+
+
+def test_proxy_challenges_are_answered() -> None:
+    harness = Harness.create()
+    key = harness.user_agent.subscribe(BOB, "presence", harness.now)
+    harness.drain()
+    harness.answer(
+        reply(harness.last_request(), 407, "Proxy Authentication Required",
+              f"Proxy-Authenticate: {CHALLENGE}")
+    )  # fmt: skip
+    again = harness.last_request()
+    assert 'username="alice"' in (again.headers.get("Proxy-Authorization") or "")
+    harness.answer(reply(again, 200, "OK", "Expires: 600"))
+    assert harness.user_agent.subscription_status(key).status_code == 200
+
+
+def test_the_registration_coming_back_starts_new_dialogs_and_publishes_anew() -> None:
+    harness = Harness.create()
+    harness.register_through_challenge(expires=600)
+    key, request = subscribed(harness)
+    harness.user_agent.publish(MyPresence.AWAY, None, harness.now)
+    harness.drain()
+    harness.answer(reply(harness.last_request(), 200, "OK", "SIP-ETag: e1", "Expires: 3600"))
+    harness.advance(540)  # the REGISTER refresh fails...
+    refresh = [r for r in harness.requests() if r.method == "REGISTER"][-1]
+    harness.answer(reply(refresh, 500, "Server Error"))
+    assert harness.user_agent.subscription_status(key).state is SubscriptionState.ACTIVE
+    harness.advance(30)  # ... and its retry succeeds
+    retry = [r for r in harness.requests() if r.method == "REGISTER"][-1]
+    harness.answer(ok_for(retry, 600))
+    again = subscribes(harness)[-1]
+    assert again.call_id != request.call_id
+    publish = [r for r in harness.requests() if r.method == "PUBLISH"][-1]
+    assert publish.headers.get("SIP-If-Match") is None
+    assert publish.body
