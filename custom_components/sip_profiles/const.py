@@ -38,3 +38,20 @@ SETUP_TIMEOUT: Final = 10.0
 """How long setup and the config flow wait for the first REGISTER to be answered."""
 SHUTDOWN_TIMEOUT: Final = 3.0
 """How long unloading waits for the unregistration before it lets go."""
+
+# Options: our own presence.
+CONF_PUBLISH_PRESENCE: Final = "publish_presence"
+"""Whether the profile publishes our presence (select and note) and watches who watches it."""
+DEFAULT_PUBLISH_PRESENCE: Final = False
+
+# Buddies: config subentries of a profile.
+SUBENTRY_BUDDY: Final = "buddy"
+CONF_BUDDY_URI: Final = "uri"
+CONF_BUDDY_NAME: Final = "name"
+CONF_WATCH: Final = "watch"
+WATCH_PRESENCE: Final = "presence"
+"""Watch a buddy's presence (event package ``presence``)."""
+WATCH_DIALOG: Final = "dialog"
+"""Watch a buddy's calls, the busy lamp (event package ``dialog``)."""
+WATCHES: Final = (WATCH_PRESENCE, WATCH_DIALOG)
+WATCHER_INFO_PACKAGE: Final = "presence.winfo"
