@@ -29,6 +29,7 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentryFlow,
     OptionsFlow,
 )
 from homeassistant.const import CONF_PASSWORD
@@ -49,6 +50,7 @@ from homeassistant.helpers.selector import (
 )
 import probatio as vol
 
+from .buddy_flow import BuddySubentryFlow
 from .const import (
     CONF_AOR,
     CONF_AUTH_USER,
@@ -56,16 +58,19 @@ from .const import (
     CONF_KEEPALIVE,
     CONF_MASTER,
     CONF_OUTBOUND_PROXY,
+    CONF_PUBLISH_PRESENCE,
     CONF_REALM,
     CONF_REGISTRAR,
     CONF_TRANSPORT,
     CONF_VERIFY_TLS,
     DEFAULT_EXPIRES,
     DEFAULT_KEEPALIVE,
+    DEFAULT_PUBLISH_PRESENCE,
     DOMAIN,
     LOGGER,
     MAX_EXPIRES,
     MIN_EXPIRES,
+    SUBENTRY_BUDDY,
     TRANSPORT_AUTO,
     TRANSPORTS,
 )
@@ -287,6 +292,15 @@ class SipProfilesConfigFlow(ConfigFlow, domain=DOMAIN):
         """How the registration is kept: expiry and keep-alives."""
         return SipProfilesOptionsFlow()
 
+    @classmethod
+    @callback
+    @override
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Buddies: whom a profile watches (``buddy_flow``)."""
+        return {SUBENTRY_BUDDY: BuddySubentryFlow}
+
     # -- adding a profile ----------------------------------------------------------------------
 
     @override
@@ -495,23 +509,30 @@ class SipProfilesOptionsFlow(OptionsFlow):
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Show and store the options."""
         if user_input is not None:
-            return self.async_create_entry(
-                data={
-                    CONF_EXPIRES: int(user_input[CONF_EXPIRES]),
-                    CONF_KEEPALIVE: int(user_input[CONF_KEEPALIVE]),
-                }
-            )
+            options: dict[str, Any] = {
+                CONF_EXPIRES: int(user_input[CONF_EXPIRES]),
+                CONF_KEEPALIVE: int(user_input[CONF_KEEPALIVE]),
+            }
+            if user_input.get(CONF_PUBLISH_PRESENCE, DEFAULT_PUBLISH_PRESENCE):
+                options[CONF_PUBLISH_PRESENCE] = True  # absent: not published
+            return self.async_create_entry(data=options)
         entry = self.config_entry
         current = {
             CONF_EXPIRES: entry.options.get(
                 CONF_EXPIRES, entry.data.get(CONF_EXPIRES, DEFAULT_EXPIRES)
             ),
             CONF_KEEPALIVE: entry.options.get(CONF_KEEPALIVE, DEFAULT_KEEPALIVE),
+            CONF_PUBLISH_PRESENCE: entry.options.get(
+                CONF_PUBLISH_PRESENCE, DEFAULT_PUBLISH_PRESENCE
+            ),
         }
         schema = vol.Schema(
             {
                 vol.Required(CONF_EXPIRES, default=DEFAULT_EXPIRES): EXPIRES_SELECTOR,
                 vol.Required(CONF_KEEPALIVE, default=DEFAULT_KEEPALIVE): KEEPALIVE_SELECTOR,
+                vol.Required(
+                    CONF_PUBLISH_PRESENCE, default=DEFAULT_PUBLISH_PRESENCE
+                ): BooleanSelector(),
             }
         )
         return self.async_show_form(
