@@ -8,11 +8,18 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN
-from .coordinator import SipProfileConfigEntry, SipProfileCoordinator
+from .coordinator import SipProfileConfigEntry, SipProfileCoordinator, settings_changed
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
-PLATFORMS = (Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR, Platform.SWITCH)
+PLATFORMS = (
+    Platform.BINARY_SENSOR,
+    Platform.EVENT,
+    Platform.SELECT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+    Platform.TEXT,
+)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
@@ -33,8 +40,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: SipProfileConfigEntry) -
     entry.async_on_unload(
         hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_unregister_on_stop)
     )
-    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
+    if not coordinator.publish_presence:
+        coordinator.async_remove_presence_entities()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # The select and the note have restored the last choice: publish it now.
+    coordinator.async_start_presence()
     return True
 
 
@@ -46,7 +57,12 @@ async def async_unload_entry(hass: HomeAssistant, entry: SipProfileConfigEntry) 
     return unloaded
 
 
-async def _async_options_updated(hass: HomeAssistant, entry: SipProfileConfigEntry) -> None:
-    """Reload when the options changed; data updates (the enabled flag) need no reload."""
-    if dict(entry.options) != entry.runtime_data.options_at_setup:
-        await hass.config_entries.async_reload(entry.entry_id)
+async def _async_entry_updated(hass: HomeAssistant, entry: SipProfileConfigEntry) -> None:
+    """Reload when settings changed (reauth, reconfigure, options).
+
+    The enabled flag and buddy subentries are applied by the running coordinator itself.
+    """
+    if settings_changed(entry):
+        hass.config_entries.async_schedule_reload(entry.entry_id)
+        return
+    entry.runtime_data.async_sync_buddies()

@@ -417,7 +417,7 @@ class SipProfilesConfigFlow(ConfigFlow, domain=DOMAIN):
             if error := await _async_prove(self, {**entry.data, **updates}, entry.options):
                 errors["base"] = error
             else:
-                return self.async_update_reload_and_abort(entry, data_updates=updates)
+                return self._async_update_entry(entry, data={**entry.data, **updates})
         schema = vol.Schema(
             {
                 vol.Required(CONF_PASSWORD): PASSWORD,
@@ -432,6 +432,14 @@ class SipProfilesConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
             description_placeholders={"aor": entry.data[CONF_AOR]},
         )
+
+    def _async_update_entry(
+        self, entry: ConfigEntry, *, data: dict[str, Any], unique_id: str | None = None
+    ) -> ConfigFlowResult:
+        """Save the proven settings; a running profile is reloaded by its update listener."""
+        if entry.update_listeners:
+            return self.async_update_and_abort(entry, unique_id=unique_id, data=data)
+        return self.async_update_reload_and_abort(entry, unique_id=unique_id, data=data)
 
     # -- reconfiguration -----------------------------------------------------------------------
 
@@ -471,9 +479,7 @@ class SipProfilesConfigFlow(ConfigFlow, domain=DOMAIN):
                     if error := await _async_prove(self, data, entry.options):
                         errors["base"] = error
                     else:
-                        return self.async_update_reload_and_abort(
-                            entry, unique_id=unique_id, data=data
-                        )
+                        return self._async_update_entry(entry, unique_id=unique_id, data=data)
         schema = vol.Schema(
             {
                 vol.Required(CONF_AOR): TEXT,

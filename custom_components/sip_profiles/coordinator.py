@@ -16,22 +16,39 @@ from typing import Any, override
 
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    ConfigEntryNotReady,
+    ServiceValidationError,
+)
+from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
+from .buddies import Buddy, ProfileSubscriptions, buddies_of
 from .const import (
     CONF_AOR,
     CONF_ENABLED,
     CONF_MASTER,
+    CONF_PUBLISH_PRESENCE,
+    DEFAULT_PUBLISH_PRESENCE,
     DOMAIN,
     LOGGER,
     SETUP_TIMEOUT,
     SHUTDOWN_TIMEOUT,
+    WATCHER_INFO_PACKAGE,
 )
-from .profile import FAILURE_KEYS, ProfileError, async_register_once, async_start_runner
+from .profile import (
+    FAILURE_KEYS,
+    ProfileError,
+    async_register_once,
+    async_start_runner,
+    parse_address,
+)
 from .sip.aio.runner import UserAgentRunner
+from .sip.documents.pidf import MyPresence
+from .sip.errors import LocalProtocolError
+from .sip.publication import PublicationChanged, PublicationState, PublicationStatus
 from .sip.registration import (
     AllBindingsRemoved,
     Binding,
@@ -42,8 +59,10 @@ from .sip.registration import (
     RegistrationState,
     RegistrationStatus,
 )
+from .sip.subscription import SubscriptionKey, SubscriptionState
 from .sip.target import Target
 from .sip.trace import masked_text
+from .sip.uri import SipUri
 from .sip.useragent import UserAgentEvent
 
 type SipProfileConfigEntry = ConfigEntry[SipProfileCoordinator]
@@ -75,6 +94,8 @@ class ProfileData:
     refresh_at: datetime | None
     retry_at: datetime | None
     waiting_for_master: bool = False
+    publication: PublicationStatus | None = None
+    """Our published presence; None while the profile does not publish."""
 
     @property
     def state(self) -> str:
@@ -100,6 +121,9 @@ class TracedMessage:
 
 
 ProblemListener = Callable[[str, dict[str, Any]], None]
+BuddyListener = Callable[[list[Buddy]], None]
+PRESENCE_ENTITY_KEYS = ("my_presence", "presence_note", "watchers")
+"""Entities (by unique id suffix) that exist only while the profile publishes its presence."""
 
 
 class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
@@ -125,7 +149,18 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
         self._last_failure_logged: FailureReason | None = None
         self._problem: str | None = None
         """The problem event fired for the ongoing outage; None while there is none."""
-        self.options_at_setup = dict(entry.options)
+        self.settings_at_setup = _settings_of(entry)
+        self.publish_presence: bool = entry.options.get(
+            CONF_PUBLISH_PRESENCE, DEFAULT_PUBLISH_PRESENCE
+        )
+        self.my_presence = MyPresence.AVAILABLE
+        self.my_note = ""
+        self._presence_started = False
+        self._last_publication_failure: str | None = None
+        self.subscriptions = ProfileSubscriptions(hass, entry, entry.title)
+        self.buddies: dict[str, Buddy] = buddies_of(entry)
+        self._buddy_listeners: list[BuddyListener] = []
+        self.device_id: str | None = None
         self.data = self._snapshot()
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -137,6 +172,16 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
         and ConfigEntryAuthFailed when it rejects the credentials (reauthentication starts).
         """
         entry = self.config_entry
+        # The profile's device first: the buddies' devices name it as the one they go through.
+        self.device_id = (
+            dr.async_get(self.hass)
+            .async_get_or_create(
+                config_entry_id=entry.entry_id,
+                identifiers={(DOMAIN, entry.entry_id)},
+                name=entry.title,
+            )
+            .id
+        )
         try:
             runner = await async_start_runner(self.hass, entry.data, entry.options)
         except ProfileError as err:
@@ -166,13 +211,55 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
                         translation_domain=DOMAIN, translation_key=err.key
                     ) from err
                 # Other rejections stay visible as a failed registration (and a repair issue).
+        self.subscriptions.attach(runner)
+        self.subscriptions.set_wanted(self._wanted_subscriptions())
+        if self._enabled:
+            self.subscriptions.resume()
         self.async_set_updated_data(self._snapshot())
 
     @override
     async def async_shutdown(self) -> None:
         """Unregister (bounded in time) and close the flows."""
         await super().async_shutdown()
+        await self._async_withdraw()
         await self._async_stop_runner(unregister=True)
+
+    async def _async_withdraw(self) -> None:
+        """End the subscriptions and remove our presence, waiting (bounded) for the answers."""
+        runner = self.runner
+        if runner is None:
+            return
+        ending = self.subscriptions.unsubscribe_all()
+        if runner.user_agent.publication.state is not PublicationState.UNPUBLISHED:
+            runner.unpublish()
+        user_agent = runner.user_agent
+
+        def done() -> bool:
+            return user_agent.publication.state in (
+                PublicationState.UNPUBLISHED,
+                PublicationState.FAILED,
+            ) and all(
+                (status := user_agent.subscription_status(key)) is None
+                or status.state is not SubscriptionState.UNSUBSCRIBING
+                for key in ending
+            )
+
+        if not done():
+            finished = self.hass.loop.create_future()
+
+            def on_event(_: UserAgentEvent) -> None:
+                if done() and not finished.done():
+                    finished.set_result(None)
+
+            remove = runner.add_listener(on_event)
+            try:
+                async with asyncio.timeout(SHUTDOWN_TIMEOUT):
+                    await finished
+            except TimeoutError:
+                LOGGER.debug("%s: the server did not answer every unsubscribe", self.name)
+            finally:
+                remove()
+        self.subscriptions.detach()
 
     async def _async_stop_runner(self, *, unregister: bool) -> None:
         runner, self.runner = self.runner, None
@@ -191,12 +278,18 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
         self._set_enabled(True)
         if self.runner is not None and self._master_ready():
             self.runner.register()
+        if self.runner is not None:
+            self.subscriptions.resume()
+        self._publish()
         self.async_set_updated_data(self._snapshot())
 
     def async_disable(self) -> None:
         """Unregister and keep the profile (remembered across restarts)."""
         self._set_enabled(False)
         if self.runner is not None:
+            self.subscriptions.pause()
+            if self.runner.user_agent.publication.state is not PublicationState.UNPUBLISHED:
+                self.runner.unpublish()
             self.runner.unregister()
         self.async_set_updated_data(self._snapshot())
 
@@ -233,6 +326,126 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
         """Call ``listener(event_type, attributes)`` for every problem and recovery."""
         self._problem_listeners.append(listener)
         return lambda: self._problem_listeners.remove(listener)
+
+    # -- buddies and watchers ------------------------------------------------------------------
+
+    @property
+    def watcher_info_key(self) -> SubscriptionKey | None:
+        """The subscription to who watches our presence; None while we do not publish."""
+        if not self.publish_presence:
+            return None
+        return SubscriptionKey(str(self._aor), WATCHER_INFO_PACKAGE)
+
+    @property
+    def _aor(self) -> SipUri:
+        return parse_address(self.config_entry.data[CONF_AOR])
+
+    def _wanted_subscriptions(self) -> list[tuple[SubscriptionKey, SipUri]]:
+        wanted = [(buddy.key, buddy.uri) for buddy in self.buddies.values()]
+        if self.watcher_info_key is not None:
+            wanted.append((self.watcher_info_key, self._aor))
+        return wanted
+
+    @callback
+    def async_add_buddy_listener(self, listener: BuddyListener) -> CALLBACK_TYPE:
+        """Call ``listener(buddies)`` with the buddies added at run time."""
+        self._buddy_listeners.append(listener)
+        return lambda: self._buddy_listeners.remove(listener)
+
+    @callback
+    def async_sync_buddies(self) -> None:
+        """The subentries changed: subscribe to new buddies, unsubscribe from removed ones."""
+        current = buddies_of(self.config_entry)
+        added = [buddy for sid, buddy in current.items() if sid not in self.buddies]
+        self.buddies = current
+        self.subscriptions.set_wanted(self._wanted_subscriptions())
+        if added:
+            for listener in list(self._buddy_listeners):
+                listener(added)
+
+    def wall_time(self, moment: float | None) -> datetime | None:
+        """A time of the user agent's clock as a date."""
+        runner = self.runner
+        if moment is None or runner is None:
+            return None
+        return dt_util.utcnow() + timedelta(seconds=moment - runner.now())
+
+    # -- our presence --------------------------------------------------------------------------
+
+    @callback
+    def async_restore_my_presence(
+        self, presence: MyPresence | None = None, note: str | None = None
+    ) -> None:
+        """Take the choice made before the restart back, before anything is published."""
+        if presence is not None:
+            self.my_presence = presence
+        if note is not None:
+            self.my_note = note
+
+    @callback
+    def async_start_presence(self) -> None:
+        """Publish our presence (entities restored); kept up while enabled."""
+        self._presence_started = True
+        self._publish()
+        self.async_set_updated_data(self._snapshot())
+
+    @callback
+    def async_set_my_presence(
+        self, presence: MyPresence | None = None, note: str | None = None
+    ) -> None:
+        """Choose our presence or note and publish it.
+
+        Raises ServiceValidationError for a note XML cannot carry.
+        """
+        previous = (self.my_presence, self.my_note)
+        if presence is not None:
+            self.my_presence = presence
+        if note is not None:
+            self.my_note = note
+        try:
+            self._publish()
+        except LocalProtocolError as err:
+            self.my_presence, self.my_note = previous
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="invalid_note"
+            ) from err
+        self.async_set_updated_data(self._snapshot())
+
+    def _publish(self) -> None:
+        runner = self.runner
+        if (
+            runner is None
+            or not self.publish_presence
+            or not self._presence_started
+            or not self._enabled
+        ):
+            return
+        runner.publish(self.my_presence, self.my_note.strip() or None)
+
+    @callback
+    def async_remove_presence_entities(self) -> None:
+        """Remove the entities of our presence left from when the profile published it."""
+        registry = er.async_get(self.hass)
+        for platform in ("select", "text", "sensor"):
+            for key in PRESENCE_ENTITY_KEYS:
+                unique_id = f"{self.config_entry.entry_id}_{key}"
+                if entity_id := registry.async_get_entity_id(platform, DOMAIN, unique_id):
+                    registry.async_remove(entity_id)
+
+    def _on_publication_changed(self, status: PublicationStatus) -> None:
+        if status.state is PublicationState.FAILED:
+            reason = status.reason.value if status.reason else "failed"
+            if reason != self._last_publication_failure:
+                self._last_publication_failure = reason
+                LOGGER.warning(
+                    "%s: publishing our presence failed (%s%s)",
+                    self.config_entry.title,
+                    reason,
+                    f", {status.status_code}" if status.status_code else "",
+                )
+        elif status.state is PublicationState.PUBLISHED and self._last_publication_failure:
+            self._last_publication_failure = None
+            LOGGER.info("%s: our presence is published again", self.config_entry.title)
 
     # -- dependent profiles --------------------------------------------------------------------
 
@@ -317,6 +530,8 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
     def _on_event(self, event: UserAgentEvent) -> None:
         if isinstance(event, RegistrationChanged):
             self._on_registration_changed(event.status)
+        elif isinstance(event, PublicationChanged):
+            self._on_publication_changed(event.status)
         self.async_set_updated_data(self._snapshot())
 
     def _on_registration_changed(self, status: RegistrationStatus) -> None:
@@ -400,7 +615,19 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
             refresh_at=to_wall(status.refresh_at),
             retry_at=to_wall(status.retry_at),
             waiting_for_master=self._enabled and not self._master_ready(),
+            publication=runner.user_agent.publication.status if self.publish_presence else None,
         )
+
+
+def _settings_of(entry: ConfigEntry) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a reload would change: the options and the data except the enabled flag."""
+    data = {key: value for key, value in entry.data.items() if key != CONF_ENABLED}
+    return data, dict(entry.options)
+
+
+def settings_changed(entry: SipProfileConfigEntry) -> bool:
+    """Whether the entry's settings differ from those its running coordinator started with."""
+    return _settings_of(entry) != entry.runtime_data.settings_at_setup
 
 
 def _operation_key(event: OperationFailed) -> str:
