@@ -15,7 +15,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 
@@ -27,7 +26,7 @@ from tests.harness.kamailio import TEST_ACCOUNTS, KamailioServer
 WAIT = 15.0
 PASSWORD_VARIABLE = "SIP_PROBE_TEST_PASSWORD"
 ROOT = Path(__file__).resolve().parents[2]
-PROBE_MODULE = "custom_components.sip_profiles.sip.aio.probe"
+PROBE = ROOT / "scripts" / "probe"
 
 
 def probe_argv(
@@ -68,7 +67,7 @@ class HeldRegistration:
         argv = probe_argv(server, "register", "--hold", "120", "--password-env", PASSWORD_VARIABLE,
                           user=user)  # fmt: skip
         self.process = subprocess.Popen(
-            [sys.executable, "-m", PROBE_MODULE, *argv],
+            [str(PROBE), *argv],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
