@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 import csv
 from pathlib import Path
+import statistics
 import sys
 import time
 
@@ -26,8 +27,8 @@ _PIDF = (
     "</presence>\r\n"
 )
 _VIA = "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK776asdhds;rport=5060;received=192.0.2.10"
-TYPICAL = [
-    (
+TYPICAL = {
+    "REGISTER": (
         b"REGISTER sip:example.com SIP/2.0\r\n"
         b"Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK776asdhds;rport\r\n"
         b"Max-Forwards: 70\r\n"
@@ -40,7 +41,7 @@ TYPICAL = [
         b"Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, SUBSCRIBE\r\n"
         b"Content-Length: 0\r\n\r\n"
     ),
-    (
+    "401 Unauthorized": (
         "SIP/2.0 401 Unauthorized\r\n"
         f"{_VIA}\r\n"
         'From: "Alice" <sip:alice@example.com>;tag=1928301774\r\n'
@@ -52,7 +53,7 @@ TYPICAL = [
         "Server: registrar\r\n"
         "Content-Length: 0\r\n\r\n"
     ).encode(),
-    (
+    "200 OK (REGISTER)": (
         "SIP/2.0 200 OK\r\n"
         f"{_VIA}\r\n"
         'From: "Alice" <sip:alice@example.com>;tag=1928301774\r\n'
@@ -65,7 +66,7 @@ TYPICAL = [
         "Date: Sat, 21 Nov 2026 12:00:00 GMT\r\n"
         "Content-Length: 0\r\n\r\n"
     ).encode(),
-    (
+    "NOTIFY": (
         "NOTIFY sip:alice@192.0.2.10:5060 SIP/2.0\r\n"
         "Via: SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bKnashds8\r\n"
         "Max-Forwards: 70\r\n"
@@ -79,17 +80,21 @@ TYPICAL = [
         "Content-Type: application/pidf+xml\r\n"
         f"Content-Length: {len(_PIDF)}\r\n\r\n{_PIDF}"
     ).encode(),
-]
+}
 
 
-def corpus() -> list[bytes]:
-    """The RFC 4475 valid messages (when the corpus is there) and the typical ones."""
-    messages = list(TYPICAL)
+def corpus() -> list[tuple[str, bytes]]:
+    """The typical messages and the RFC 4475 valid ones (when the corpus is there), named."""
+    messages = list(TYPICAL.items())
     manifest = CORPUS / "MANIFEST.tsv"
     if manifest.exists():
         with manifest.open(encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle, delimiter="\t"))
-        messages += [(CORPUS / row["file"]).read_bytes() for row in rows if row["class"] == "valid"]
+        messages += [
+            (row["file"], (CORPUS / row["file"]).read_bytes())
+            for row in rows
+            if row["class"] == "valid"
+        ]
     return messages
 
 
@@ -124,58 +129,88 @@ def read_sipmessage(data: bytes) -> tuple[object, ...]:
     )
 
 
-def accepted(read: Callable[[bytes], object], messages: list[bytes]) -> list[bytes]:
+def accepted(
+    read: Callable[[bytes], object], messages: list[tuple[str, bytes]]
+) -> list[tuple[str, bytes]]:
     """The messages ``read`` handles without an error."""
     kept = []
-    for data in messages:
+    for name, data in messages:
         try:
             read(data)
         except Exception:  # any failure leaves the message out of the comparison
             continue
-        kept.append(data)
+        kept.append((name, data))
     return kept
 
 
-def elapsed(read: Callable[[bytes], object], messages: list[bytes], rounds: int) -> float:
-    """Seconds ``read`` takes for ``rounds`` passes over the messages."""
-    started = time.perf_counter()
+def timed(
+    read: Callable[[bytes], object], messages: list[bytes], rounds: int
+) -> tuple[float, float]:
+    """Wall-clock and CPU seconds ``read`` takes for ``rounds`` passes over the messages."""
+    wall = time.perf_counter()
+    cpu = time.process_time()
     for _ in range(rounds):
         for data in messages:
             read(data)
-    return time.perf_counter() - started
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def race(
     readers: list[Callable[[bytes], object]], messages: list[bytes], rounds: int, trials: int
-) -> list[float]:
-    """Messages per second of each reader: warm-up, then the best of interleaved trials.
+) -> list[tuple[float, float]]:
+    """Median wall-clock and CPU seconds of each reader over interleaved trials, after a warm-up.
 
-    Interleaving gives every reader the same share of whatever else the machine is doing.
+    Interleaving gives every reader the same share of whatever else the machine is doing; the
+    median of many trials is steadier than the best or the mean under a varying load.
     """
     for read in readers:
-        elapsed(read, messages, 1)
-    best = [float("inf")] * len(readers)
-    for _ in range(trials):
-        for index, read in enumerate(readers):
-            best[index] = min(best[index], elapsed(read, messages, rounds))
-    return [rounds * len(messages) / seconds for seconds in best]
+        timed(read, messages, 1)
+    samples: list[list[tuple[float, float]]] = [[] for _ in readers]
+    for trial in range(trials):
+        # Alternate which reader goes first so neither always follows the other.
+        order = list(enumerate(readers))
+        if trial % 2:
+            order.reverse()
+        for index, read in order:
+            samples[index].append(timed(read, messages, rounds))
+    return [
+        (statistics.median(wall for wall, _ in runs), statistics.median(cpu for _, cpu in runs))
+        for runs in samples
+    ]
 
 
 def main() -> None:
-    """Print messages per second of both parsers and their ratio."""
+    """Print messages per second of both parsers and their ratio, overall and per message."""
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 50
-    trials = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+    trials = int(sys.argv[2]) if len(sys.argv) > 2 else 21
     messages = corpus()
     # Only messages both parsers read are timed, so each does the same work.
     shared = accepted(read_sipmessage, accepted(read_ours, messages))
     print(
         f"{len(shared)} of {len(messages)} messages read by both parsers; "
-        f"best of {trials} trials of {rounds} rounds each"
+        f"median of {trials} interleaved trials of {rounds} rounds each"
     )
-    ours, theirs = race([read_ours, read_sipmessage], shared, rounds, trials)
-    print(f"sip_profiles: {ours:10.0f} messages/s")
-    print(f"sipmessage {sipmessage.__version__}: {theirs:10.0f} messages/s")
-    print(f"ratio: {ours / theirs:.2f}x")
+    readers: list[Callable[[bytes], object]] = [read_ours, read_sipmessage]
+    data = [message for _, message in shared]
+    (ours_wall, ours_cpu), (theirs_wall, theirs_cpu) = race(readers, data, rounds, trials)
+    count = rounds * len(data)
+    print(f"{'':24}{'wall msg/s':>12}{'CPU msg/s':>12}")
+    print(f"{'sip_profiles':24}{count / ours_wall:12.0f}{count / ours_cpu:12.0f}")
+    version = f"sipmessage {sipmessage.__version__}"
+    print(f"{version:24}{count / theirs_wall:12.0f}{count / theirs_cpu:12.0f}")
+    print(f"{'ratio':24}{theirs_wall / ours_wall:11.2f}x{theirs_cpu / ours_cpu:11.2f}x")
+    print()
+    print(f"{'message':24}{'ours CPU µs':>12}{'theirs CPU µs':>15}{'ratio':>8}")
+    # Fewer trials per message: the breakdown shows where the time goes, the total above counts.
+    per_message_trials = max(trials // 3, 3)
+    per_message_rounds = rounds * 4
+    for name, message in shared:
+        (_, ours), (_, theirs) = race(readers, [message], per_message_rounds, per_message_trials)
+        print(
+            f"{name:24}{ours / per_message_rounds * 1e6:12.1f}"
+            f"{theirs / per_message_rounds * 1e6:15.1f}"
+            f"{theirs / ours:7.2f}x"
+        )
 
 
 if __name__ == "__main__":
