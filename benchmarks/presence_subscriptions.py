@@ -51,7 +51,7 @@ from custom_components.sip_profiles.sip.useragent import (
 from tests.harness.kamailio import DOMAIN, KamailioServer
 
 ROUND_STATES = (MyPresence.BUSY, MyPresence.AWAY, MyPresence.AVAILABLE)
-WAIT = 60.0
+WAIT = 120.0
 SETTLE = 10.0
 """Seconds to wait for NOTIFYs still missing after a round."""
 

@@ -416,7 +416,9 @@ def test_concurrent_stale_challenges_are_answered_once_and_do_not_poison_the_cre
     carol = parse_sip_uri("sip:carol@sip.test")
     harness.user_agent.subscribe(carol, "presence", harness.now)
     harness.drain()
-    harness.answer(reply(harness.last_request(), 200, "OK", "Expires: 600"))
+    carols = harness.last_request()
+    harness.answer(reply(carols, 200, "OK", "Expires: 600"))
+    harness.answer(notify(carols))
     harness.advance(540)
     refreshes = subscribes(harness)[-2:]
     assert {r.call_id for r in refreshes} != {first.call_id}
@@ -514,3 +516,24 @@ def test_the_registration_coming_back_starts_new_dialogs_and_publishes_anew() ->
     publish = [r for r in harness.requests() if r.method == "PUBLISH"][-1]
     assert publish.headers.get("SIP-If-Match") is None
     assert publish.body
+
+
+def test_no_notify_after_the_200_fails_and_subscribes_again_after_backoff() -> None:
+    harness = Harness.create()
+    key = harness.user_agent.subscribe(BOB, "presence", harness.now)
+    harness.drain()
+    first = harness.last_request()
+    harness.answer(reply(first, 200, "OK", "Expires: 3600"))
+    harness.advance(31)
+    assert harness.user_agent.subscription_status(key).state is SubscriptionState.SUBSCRIBING
+    harness.advance(1)
+    status = harness.user_agent.subscription_status(key)
+    assert status.state is SubscriptionState.FAILED
+    assert status.reason is SubscriptionReason.NO_NOTIFY
+    assert status.retry_at is not None
+    harness.advance(30)
+    again = subscribes(harness)[-1]
+    assert again.call_id != first.call_id
+    # the old dialog's late NOTIFY is refused
+    harness.answer(notify(first))
+    assert responses(harness)[-1].status == 481

@@ -14,6 +14,7 @@ Policy in one place:
   again at once in a new dialog (with backoff when that keeps happening before any NOTIFY said
   active), ``probation`` and ``giveup`` after Retry-After or backoff, ``rejected``,
   ``noresource`` and ``invariant`` stop; no reason or an unknown one retries after backoff;
+- no NOTIFY within 32 s of the 2xx to a new SUBSCRIBE: tried again after backoff;
 - 481 to a refresh subscribes anew; 489 stops (the package is not offered); 423 adopts
   Min-Expires; 408/480/5xx, timeouts and transport errors retry after Retry-After or backoff;
   rejected credentials, 403, 404 and other 4xx stop.
@@ -41,6 +42,9 @@ DEFAULT_EXPIRES = 3600
 MAX_INTERVAL_RETRIES = 3
 FINAL_NOTIFY_WAIT = 32.0
 """Seconds to wait for the final NOTIFY after an unsubscribe was accepted (64*T1)."""
+FIRST_NOTIFY_WAIT = 32.0
+"""Seconds to wait for the first NOTIFY after a SUBSCRIBE was accepted (64*T1, RFC 6665
+§4.1.2.4); without one the subscription is taken as failed and tried again."""
 
 ACCEPT: Mapping[str, str] = MappingProxyType(
     {
@@ -78,6 +82,8 @@ class SubscriptionReason(StrEnum):
     NOT_OFFERED = "not_offered"
     """489: the notifier does not offer this event package."""
     DIALOG_LOST = "dialog_lost"
+    NO_NOTIFY = "no_notify"
+    """The SUBSCRIBE was accepted but no NOTIFY followed."""
     """481 to a refresh, or the flow or registration came back: subscribed anew."""
     AUTH_FAILED = "auth_failed"
     FORBIDDEN = "forbidden"
@@ -229,6 +235,7 @@ class Subscription:
         self._enabled = False
         self._active_since_restart = True
         self._final_notify_until: float | None = None
+        self._first_notify_until: float | None = None
         self._status = SubscriptionStatus(SubscriptionState.UNSUBSCRIBED)
         self._outbox: list[Request] = []
         self._events: list[SubscriptionEvent] = []
@@ -263,7 +270,12 @@ class Subscription:
         status = self._status
         times = [
             t
-            for t in (status.refresh_at, status.retry_at, self._final_notify_until)
+            for t in (
+                status.refresh_at,
+                status.retry_at,
+                self._final_notify_until,
+                self._first_notify_until,
+            )
             if t is not None
         ]
         return min(times) if times else None
@@ -354,7 +366,9 @@ class Subscription:
         status = self._status
         if not self._enabled:
             return
-        if status.retry_at is not None and now >= status.retry_at:
+        if self._first_notify_until is not None and now >= self._first_notify_until:
+            self._fail(SubscriptionReason.NO_NOTIFY, now, retry=True)
+        elif status.retry_at is not None and now >= status.retry_at:
             self._start(status.reason)
         elif status.refresh_at is not None and now >= status.refresh_at:
             self._set_status(replace(status, refresh_at=None))
@@ -443,6 +457,7 @@ class Subscription:
             dialog.remote_tag = remote_tag
             dialog.route_set = tuple(record_route)
         dialog.remote_cseq = cseq
+        self._first_notify_until = None
         if contacts:
             dialog.remote_target = contacts[0].uri
         if header.state == "terminated":
@@ -535,6 +550,8 @@ class Subscription:
             self._fail(SubscriptionReason.TERMINATED, now, retry=True, response=response)
             return
         status = self._status
+        if status.state is SubscriptionState.SUBSCRIBING:
+            self._first_notify_until = now + FIRST_NOTIFY_WAIT
         self._set_status(
             replace(
                 status,
@@ -598,6 +615,7 @@ class Subscription:
         """A new dialog and its initial SUBSCRIBE."""
         self._dialog = _Dialog(call_id=self._new_token(16), local_tag=self._new_token(8))
         self._final_notify_until = None
+        self._first_notify_until = None
         self._set_status(SubscriptionStatus(SubscriptionState.SUBSCRIBING, reason=reason))
         self._send(Operation.SUBSCRIBE)
 
@@ -653,6 +671,7 @@ class Subscription:
         retry_after: int | None = None,
     ) -> None:
         self._dialog = None
+        self._first_notify_until = None
         retry_at: float | None = None
         if retry and self._enabled:
             delay = retry_after if retry_after is not None else self._backoff.next_delay()
@@ -671,6 +690,7 @@ class Subscription:
     def _end(self, state: SubscriptionState) -> None:
         self._dialog = None
         self._final_notify_until = None
+        self._first_notify_until = None
         self._set_status(SubscriptionStatus(state))
 
     def _set_status(self, status: SubscriptionStatus) -> None:
