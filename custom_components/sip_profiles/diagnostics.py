@@ -9,7 +9,7 @@ from homeassistant.const import CONF_PASSWORD
 from homeassistant.core import HomeAssistant
 
 from .const import CONF_AUTH_USER
-from .coordinator import SipProfileConfigEntry
+from .coordinator import SipProfileConfigEntry, SipProfileCoordinator
 from .sensor import registration_attributes
 
 TO_REDACT = {CONF_PASSWORD, CONF_AUTH_USER}
@@ -49,6 +49,19 @@ async def async_get_config_entry_diagnostics(
             if runner and (address := runner.user_agent.local_address) is not None
             else None
         ),
+        "publication": _publication(coordinator),
+        "subscriptions": [
+            {
+                "uri": key.uri,
+                "package": key.package,
+                "state": watched.status.state.value,
+                "reason": watched.status.reason.value if watched.status.reason else None,
+                "status_code": watched.status.status_code,
+                "expires": watched.status.expires,
+                "notifies": watched.notifies,
+            }
+            for key, watched in coordinator.subscriptions.all_watched.items()
+        ],
         "messages": [
             {
                 "time": message.time.isoformat(),
@@ -58,4 +71,18 @@ async def async_get_config_entry_diagnostics(
             }
             for message in coordinator.messages
         ],
+    }
+
+
+def _publication(coordinator: SipProfileCoordinator) -> dict[str, Any] | None:
+    publication = coordinator.data.publication
+    if publication is None:
+        return None
+    return {
+        "state": publication.state.value,
+        "presence": publication.presence.value if publication.presence else None,
+        "note": publication.note,
+        "reason": publication.reason.value if publication.reason else None,
+        "status_code": publication.status_code,
+        "expires": publication.expires,
     }

@@ -1,4 +1,10 @@
-"""Sensors of a SIP profile: the registration state and the other devices' bindings."""
+"""Sensors of a SIP profile and of its buddies.
+
+On the profile's device: the registration state, the other devices' bindings and, while the
+profile publishes its presence, who watches it (``presence.winfo``). On each buddy's device:
+its presence or its busy lamp, unavailable while the subscription is down, and the
+subscription itself (a diagnostic sensor that stays available and tells why it is down).
+"""
 
 from __future__ import annotations
 
@@ -13,10 +19,15 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .buddies import Buddy, Watched
+from .const import DOMAIN, WATCH_DIALOG
 from .coordinator import ProfileData, SipProfileConfigEntry, SipProfileCoordinator
 from .entity import SipProfileEntity
+from .sip.documents import LampState, PresenceState
+from .sip.subscription import SubscriptionKey, SubscriptionState
 
 PARALLEL_UPDATES = 0
 
@@ -85,6 +96,17 @@ async def async_setup_entry(
     """Add the sensors of a profile."""
     coordinator = entry.runtime_data
     async_add_entities(SipProfileSensor(coordinator, description) for description in SENSORS)
+    if (key := coordinator.watcher_info_key) is not None:
+        async_add_entities([SipWatchersSensor(coordinator, key)])
+
+    def add_buddies(buddies: list[Buddy]) -> None:
+        for buddy in buddies:
+            async_add_entities(
+                buddy_sensors(coordinator, buddy), config_subentry_id=buddy.subentry_id
+            )
+
+    add_buddies(list(coordinator.buddies.values()))
+    entry.async_on_unload(coordinator.async_add_buddy_listener(add_buddies))
 
 
 class SipProfileSensor(SipProfileEntity, SensorEntity):
@@ -110,3 +132,202 @@ class SipProfileSensor(SipProfileEntity, SensorEntity):
     def extra_state_attributes(self) -> Mapping[str, Any] | None:
         """Details of the registration."""
         return self.entity_description.attributes_fn(self.coordinator.data)
+
+
+# -- who watches our presence ------------------------------------------------------------------
+
+
+def watcher_attributes(watched: Watched) -> dict[str, Any]:
+    """Everyone who watches our presence, with how far their subscription got."""
+    return {
+        "watchers": [
+            {
+                "uri": watcher.uri,
+                "status": watcher.status.value,
+                "display_name": watcher.display_name,
+            }
+            for watcher in watched.watchers
+        ]
+    }
+
+
+WATCHERS = SensorEntityDescription(
+    key="watchers",
+    translation_key="watchers",
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
+
+class SipWatchersSensor(SipProfileEntity, SensorEntity):
+    """How many watch our presence; unavailable where the server offers no watcher info."""
+
+    entity_description = WATCHERS
+
+    def __init__(self, coordinator: SipProfileCoordinator, key: SubscriptionKey) -> None:
+        """Show the watcher info subscription ``key``."""
+        super().__init__(coordinator, WATCHERS.key)
+        self._key = key
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the watcher info subscription."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.subscriptions.async_add_listener(self._key, self.async_write_ha_state)
+        )
+
+    @property
+    def _watched(self) -> Watched:
+        return self.coordinator.subscriptions.watched(self._key)
+
+    @property
+    def available(self) -> bool:
+        """Available while the server tells us who watches."""
+        return super().available and self._watched.up
+
+    @property
+    def native_value(self) -> int:
+        """How many watch our presence."""
+        return len(self._watched.watchers)
+
+    @property
+    def extra_state_attributes(self) -> Mapping[str, Any]:
+        """Who they are."""
+        return watcher_attributes(self._watched)
+
+
+# -- buddies -----------------------------------------------------------------------------------
+
+
+def presence_attributes(watched: Watched, _: SipProfileCoordinator) -> dict[str, Any]:
+    """The buddy's note and RPID activities."""
+    return {"note": watched.note, "activities": list(watched.activities)}
+
+
+def lamp_attributes(watched: Watched, _: SipProfileCoordinator) -> dict[str, Any]:
+    """Who the buddy's call is with, and who called whom; None while idle."""
+    lamp = watched.lamp
+    remote = lamp.remote
+    return {
+        "direction": lamp.direction.value if lamp.direction else None,
+        "remote": (remote.identity or remote.target) if remote else None,
+        "remote_name": remote.display if remote else None,
+    }
+
+
+def subscription_attributes(watched: Watched, coordinator: SipProfileCoordinator) -> dict[str, Any]:
+    """Why a subscription is down, and when it tries again."""
+    status = watched.status
+    retry_at = coordinator.wall_time(status.retry_at)
+    return {
+        "reason": status.reason.value if status.reason else None,
+        "status_code": status.status_code,
+        "expires": status.expires,
+        "retry_at": retry_at.isoformat() if retry_at else None,
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuddySensorEntityDescription(SensorEntityDescription):
+    """How a buddy's sensor reads its subscription."""
+
+    value_fn: Callable[[Watched], str]
+    attributes_fn: Callable[[Watched, SipProfileCoordinator], Mapping[str, Any]]
+    needs_subscription: bool = True
+    """Unavailable while the subscription is down."""
+
+
+BUDDY_PRESENCE = BuddySensorEntityDescription(
+    key="presence",
+    translation_key="buddy_presence",
+    device_class=SensorDeviceClass.ENUM,
+    options=[state.value for state in PresenceState],
+    value_fn=lambda watched: watched.presence.value,
+    attributes_fn=presence_attributes,
+)
+BUSY_LAMP = BuddySensorEntityDescription(
+    key="busy_lamp",
+    translation_key="busy_lamp",
+    device_class=SensorDeviceClass.ENUM,
+    options=[state.value for state in LampState],
+    value_fn=lambda watched: watched.lamp.state.value,
+    attributes_fn=lamp_attributes,
+)
+SUBSCRIPTION = BuddySensorEntityDescription(
+    key="subscription",
+    translation_key="subscription",
+    device_class=SensorDeviceClass.ENUM,
+    entity_category=EntityCategory.DIAGNOSTIC,
+    options=[state.value for state in SubscriptionState],
+    value_fn=lambda watched: watched.status.state.value,
+    attributes_fn=subscription_attributes,
+    needs_subscription=False,
+)
+
+
+def buddy_device_info(coordinator: SipProfileCoordinator, buddy: Buddy) -> DeviceInfo:
+    """A device per buddy, reached through the profile's device."""
+    info = DeviceInfo(
+        identifiers={(DOMAIN, buddy.subentry_id)},
+        name=buddy.name,
+        manufacturer="SIP",
+        model="Busy lamp" if buddy.watch == WATCH_DIALOG else "Presence",
+        model_id=str(buddy.uri),
+    )
+    if coordinator.device_id is not None:
+        info["via_device_id"] = coordinator.device_id
+    return info
+
+
+def buddy_sensors(coordinator: SipProfileCoordinator, buddy: Buddy) -> list[SipBuddySensor]:
+    """The sensors of one buddy: what is watched, and the subscription that watches it."""
+    main = BUSY_LAMP if buddy.watch == WATCH_DIALOG else BUDDY_PRESENCE
+    return [
+        SipBuddySensor(coordinator, buddy, main),
+        SipBuddySensor(coordinator, buddy, SUBSCRIPTION),
+    ]
+
+
+class SipBuddySensor(SensorEntity):
+    """A sensor of a buddy's device, pushed by the buddy's subscription."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+    entity_description: BuddySensorEntityDescription
+
+    def __init__(
+        self,
+        coordinator: SipProfileCoordinator,
+        buddy: Buddy,
+        description: BuddySensorEntityDescription,
+    ) -> None:
+        """Create the sensor ``description`` describes for ``buddy``."""
+        self.coordinator = coordinator
+        self.entity_description = description
+        self._key = buddy.key
+        self._attr_unique_id = f"{buddy.subentry_id}_{description.key}"
+        self._attr_device_info = buddy_device_info(coordinator, buddy)
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the buddy's subscription."""
+        self.async_on_remove(
+            self.coordinator.subscriptions.async_add_listener(self._key, self.async_write_ha_state)
+        )
+
+    @property
+    def _watched(self) -> Watched:
+        return self.coordinator.subscriptions.watched(self._key)
+
+    @property
+    def available(self) -> bool:
+        """Unavailable while the subscription is down (the subscription sensor tells why)."""
+        return not self.entity_description.needs_subscription or self._watched.up
+
+    @property
+    def native_value(self) -> str:
+        """The buddy's presence, lamp or subscription state."""
+        return self.entity_description.value_fn(self._watched)
+
+    @property
+    def extra_state_attributes(self) -> Mapping[str, Any]:
+        """The details of the state."""
+        return self.entity_description.attributes_fn(self._watched, self.coordinator)
