@@ -11,6 +11,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.sip_profiles.sip.aio.runner import UserAgentRunner
 from custom_components.sip_profiles.sip.auth import Credentials, DigestClient
 from custom_components.sip_profiles.sip.documents import (
     PresenceState,
@@ -19,8 +20,14 @@ from custom_components.sip_profiles.sip.documents import (
     summarize,
 )
 from custom_components.sip_profiles.sip.message import Response, parse_message
-from custom_components.sip_profiles.sip.subscription import NotifyReceived, SubscriptionKey
+from custom_components.sip_profiles.sip.subscription import (
+    NotifyReceived,
+    SubscriptionKey,
+    SubscriptionState,
+)
+from custom_components.sip_profiles.sip.target import Target, Transport
 from custom_components.sip_profiles.sip.uri import parse_sip_uri
+from custom_components.sip_profiles.sip.useragent import UserAgent, UserAgentSettings
 from tests.harness.kamailio import TEST_ACCOUNTS, KamailioServer
 
 from .helpers import WAIT, SecondDevice, wait_for
@@ -45,7 +52,23 @@ async def add_buddy(
 
 
 class Watcher(SecondDevice):
-    """A second client that subscribes to someone's presence and keeps every NOTIFY."""
+    """A second client that subscribes to someone's presence and keeps every NOTIFY.
+
+    It speaks UDP: Kamailio sends NOTIFYs to the Contact, which over TCP would be a new
+    connection to a port where nothing listens.
+    """
+
+    def __init__(self, kamailio: KamailioServer, user: str) -> None:
+        """Prepare a UDP user agent for ``user``."""
+        super().__init__(kamailio, user)
+        host, port = kamailio.address("udp")
+        settings = UserAgentSettings(
+            aor=parse_sip_uri(kamailio.aor(user)),
+            credentials=(Credentials(user, TEST_ACCOUNTS[user]),),
+            transport=Transport.UDP,
+        )
+        self.runner = UserAgentRunner(UserAgent(settings, [Target(Transport.UDP, host, port)]))
+        self.runner.add_listener(self.events.append)
 
     def notifies(self, key: SubscriptionKey) -> list[NotifyReceived]:
         """The NOTIFYs of subscription ``key`` so far."""
@@ -69,6 +92,15 @@ async def watching(
         key = client.runner.subscribe(parse_sip_uri(kamailio.aor(watched)), "presence")
         await wait_for(hass, lambda: bool(client.notifies(key)))
         yield client, key
+        # Leave no watcher behind at the server for the next test.
+        client.runner.unsubscribe(key)
+        await wait_for(
+            hass,
+            lambda: (
+                (status := client.runner.user_agent.subscription_status(key)) is not None
+                and status.state is SubscriptionState.UNSUBSCRIBED
+            ),
+        )
     finally:
         await client.runner.stop(unregister=False)
         kamailio.remove_bindings(user)
