@@ -528,10 +528,9 @@ class SipProfilesOptionsFlow(OptionsFlow):
                 CONF_EXPIRES, entry.data.get(CONF_EXPIRES, DEFAULT_EXPIRES)
             ),
             CONF_KEEPALIVE: entry.options.get(CONF_KEEPALIVE, DEFAULT_KEEPALIVE),
-            CONF_PUBLISH_PRESENCE: entry.options.get(
-                CONF_PUBLISH_PRESENCE, DEFAULT_PUBLISH_PRESENCE
-            ),
         }
+        if CONF_PUBLISH_PRESENCE in entry.options:
+            current[CONF_PUBLISH_PRESENCE] = entry.options[CONF_PUBLISH_PRESENCE]
         schema = vol.Schema(
             {
                 vol.Required(CONF_EXPIRES, default=DEFAULT_EXPIRES): EXPIRES_SELECTOR,
