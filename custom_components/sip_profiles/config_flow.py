@@ -81,9 +81,11 @@ from .profile import (
     parse_address,
     parse_server,
 )
-from .sip.documents import DocumentError
-from .sip.documents._xml import local_name, parse_xml
-from .sip.documents.provisioning import ProvisioningDocument, parse_provisioning
+from .sip.documents.provisioning import (
+    ProvisioningDocument,
+    ProvisioningError,
+    parse_provisioning,
+)
 
 SECTION_ADVANCED = "advanced"
 CONF_DOCUMENT = "document"
@@ -243,21 +245,8 @@ def read_provisioning(text: str) -> ProvisioningDocument | str:
     """
     try:
         return parse_provisioning(text)
-    except DocumentError:
-        pass
-    # Say what is wrong in terms the user can act on.
-    try:
-        root = parse_xml(text)
-    except DocumentError:
-        return "invalid_xml"
-    if local_name(root.tag) != "provision":
-        return "not_provisioning"
-    users = [child for child in root if local_name(child.tag) == "user"]
-    if len(users) != 1 or not (users[0].get("uri") or "").strip():
-        return "missing_user"
-    if not any(local_name(child.tag) == "sipsrv" for child in root):
-        return "missing_registrar"
-    return "invalid_provisioning"
+    except ProvisioningError as err:
+        return err.problem.value
 
 
 async def _async_prove(

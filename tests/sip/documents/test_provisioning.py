@@ -8,6 +8,8 @@ from custom_components.sip_profiles.sip.documents import (
     DocumentError,
     ProvisionedUser,
     ProvisioningDocument,
+    ProvisioningError,
+    ProvisioningProblem,
     ServerRole,
     Session,
     SipServer,
@@ -228,3 +230,21 @@ def test_a_proxy_at_the_registrar_address_is_not_an_outbound_proxy() -> None:
     assert doc.registrar.transport is Transport.UDP
     assert doc.outbound_proxy is not None
     assert doc.outbound_proxy.host == "edge.example.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("<provision key='k'", ProvisioningProblem.INVALID_XML),
+        ("<profile/>", ProvisioningProblem.NOT_PROVISIONING),
+        (profile(server("h")), ProvisioningProblem.MISSING_USER),
+        (profile('<user account="bob"/>' + server("h")), ProvisioningProblem.MISSING_USER),
+        (profile(USER), ProvisioningProblem.MISSING_REGISTRAR),
+        (profile(USER + server("h:x")), ProvisioningProblem.INVALID),
+    ],
+    ids=["truncated", "other root", "no user", "user without uri", "no server", "bad port"],
+)
+def test_errors_say_which_problem_a_user_must_fix(text: str, problem: ProvisioningProblem) -> None:
+    with pytest.raises(ProvisioningError) as raised:
+        parse_provisioning(text)
+    assert raised.value.problem is problem

@@ -35,6 +35,8 @@ from .pidf import (
 from .provisioning import (
     ProvisionedUser,
     ProvisioningDocument,
+    ProvisioningError,
+    ProvisioningProblem,
     ServerRole,
     Session,
     SipServer,
@@ -72,6 +74,8 @@ __all__ = [
     "PresenceTuple",
     "ProvisionedUser",
     "ProvisioningDocument",
+    "ProvisioningError",
+    "ProvisioningProblem",
     "ServerRole",
     "Session",
     "SipServer",

@@ -12,8 +12,9 @@ A profile names the account and the SIP servers to use::
 
 The schema requires ``key`` and ``name`` on ``<provision>``, exactly one ``<user>`` with a
 ``uri``, and at least one ``<sipsrv>`` with ``addr``, ``protocol`` and ``role``;
-:func:`parse_provisioning` enforces that and raises :class:`DocumentError` naming what is
-missing. The password never appears in a ``repr`` or an error message.
+:func:`parse_provisioning` enforces that and raises :class:`ProvisioningError`, whose
+``problem`` says what is wrong in terms a user can act on and whose message names the detail.
+The password never appears in a ``repr`` or an error message.
 """
 
 from __future__ import annotations
@@ -27,6 +28,25 @@ from ..target import Transport
 from ._xml import DEFAULT_MAX_BYTES, DocumentError, enum_value, local_name, parse_xml, required
 
 _PORT_RE = re.compile(r"[0-9]{1,5}")
+
+
+class ProvisioningProblem(StrEnum):
+    """What is wrong with a provisioning profile, in terms a user can act on."""
+
+    INVALID_XML = "invalid_xml"
+    NOT_PROVISIONING = "not_provisioning"
+    MISSING_USER = "missing_user"
+    MISSING_REGISTRAR = "missing_registrar"
+    INVALID = "invalid_provisioning"
+
+
+class ProvisioningError(DocumentError):
+    """A provisioning profile cannot be used; ``problem`` classifies why."""
+
+    def __init__(self, problem: ProvisioningProblem, message: str) -> None:
+        """Classify the error; ``message`` names the detail."""
+        super().__init__(message)
+        self.problem = problem
 
 
 class ServerRole(StrEnum):
@@ -101,24 +121,43 @@ class ProvisioningDocument:
 
 
 def parse_provisioning(text: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ProvisioningDocument:
-    """Parse a provisioning profile; raises :class:`DocumentError` on bad or incomplete input."""
-    root = parse_xml(text, max_bytes=max_bytes)
+    """Parse a provisioning profile; raises :class:`ProvisioningError` when it is unusable."""
+    try:
+        root = parse_xml(text, max_bytes=max_bytes)
+    except DocumentError as err:
+        raise ProvisioningError(ProvisioningProblem.INVALID_XML, str(err)) from err
+    try:
+        return _parse_profile(root)
+    except ProvisioningError:
+        raise
+    except DocumentError as err:
+        raise ProvisioningError(ProvisioningProblem.INVALID, str(err)) from err
+
+
+def _parse_profile(root: Element) -> ProvisioningDocument:
     if local_name(root.tag) != "provision":
-        raise DocumentError(
-            f"not a provisioning profile: the root element is <{local_name(root.tag)}>"
+        raise ProvisioningError(
+            ProvisioningProblem.NOT_PROVISIONING,
+            f"not a provisioning profile: the root element is <{local_name(root.tag)}>",
         )
     users = _children(root, "user")
     if not users:
-        raise DocumentError("the profile has no <user>")
+        raise ProvisioningError(ProvisioningProblem.MISSING_USER, "the profile has no <user>")
     if len(users) > 1:
-        raise DocumentError("the profile has more than one <user>")
+        raise ProvisioningError(
+            ProvisioningProblem.MISSING_USER, "the profile has more than one <user>"
+        )
+    user = _parse_user(users[0])
     servers = tuple(_parse_server(element) for element in _children(root, "sipsrv"))
     if not servers:
-        raise DocumentError("the profile has no <sipsrv> with role registrar or proxy")
+        raise ProvisioningError(
+            ProvisioningProblem.MISSING_REGISTRAR,
+            "the profile has no <sipsrv> with role registrar or proxy",
+        )
     return ProvisioningDocument(
         key=required(root, "key", "<provision>"),
         name=required(root, "name", "<provision>"),
-        user=_parse_user(users[0]),
+        user=user,
         servers=servers,
         expires=root.get("expires"),
         client_name=_optional_name(root, "client"),
@@ -136,9 +175,12 @@ def _optional_name(root: Element, child_name: str) -> str | None:
 
 
 def _parse_user(element: Element) -> ProvisionedUser:
-    uri = required(element, "uri", "<user>").strip()
+    uri = element.get("uri")
+    if uri is None:
+        raise ProvisioningError(ProvisioningProblem.MISSING_USER, "<user> has no 'uri' attribute")
+    uri = uri.strip()
     if not uri:
-        raise DocumentError("the <user> uri is empty")
+        raise ProvisioningError(ProvisioningProblem.MISSING_USER, "the <user> uri is empty")
     return ProvisionedUser(
         uri=uri,
         account=element.get("account"),
