@@ -307,7 +307,7 @@ class ProfileSubscriptions:
 
     def _on_status(self, key: SubscriptionKey, status: SubscriptionStatus) -> None:
         current = self.watched(key)
-        if status.state is SubscriptionState.SUBSCRIBING or status.state not in UP_STATES:
+        if status.state not in UP_STATES:
             # A new dialog numbers its documents anew and starts with the full state.
             if (tracker := self._dialogs.get(key)) is not None:
                 tracker.reset()
@@ -391,4 +391,3 @@ class ProfileSubscriptions:
         self._watched[key] = watched
         for listener in list(self._listeners.get(key, ())):
             listener()
-

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Callable
+import functools
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
@@ -15,7 +15,11 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.event import async_track_state_change_event
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.sip_profiles.const import DOMAIN
@@ -322,3 +326,28 @@ async def test_buddy_entities(
         assert {"state": current.state, "attributes": dict(current.attributes)} == snapshot(
             name=f"{entity_id}-state"
         )
+
+
+async def test_diagnostics_show_every_subscription(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    make_entry: Callable[..., MockConfigEntry],
+    kamailio_clean: KamailioServer,
+) -> None:
+    entry = make_entry()
+    await setup_entry(hass, entry)
+    await add_buddy(hass, entry, "bob", "Bob")
+    await wait_for(hass, lambda: state(hass, BOB_PRESENCE) not in (None, STATE_UNAVAILABLE))
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    assert diagnostics["publication"] is None
+    assert diagnostics["subscriptions"] == [
+        {
+            "uri": "sip:bob@sip.test",
+            "package": "presence",
+            "state": "active",
+            "reason": None,
+            "status_code": 200,
+            "expires": 3600,
+            "notifies": 1,
+        }
+    ]
