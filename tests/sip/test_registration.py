@@ -442,3 +442,47 @@ def test_retransmitted_requests_get_the_same_answer() -> None:
 def test_local_address_is_the_contact() -> None:
     harness = Harness.create()
     assert harness.user_agent.local_address == LOCAL
+
+
+def test_finished_transactions_leave_after_timer_k_and_j_in_a_long_soak() -> None:
+    harness = Harness.create()
+    user_agent = harness.user_agent
+
+    def last_sent() -> Request:
+        request = parse_message(harness.sent[-1].data)
+        assert isinstance(request, Request)
+        harness.sent.clear()
+        return request
+
+    peak_client = peak_server = 0
+    for cycle in range(5000):
+        user_agent.digest.forget()
+        user_agent.register(harness.now)
+        harness.drain()
+        harness.answer(reply(last_sent(), 401, "Unauthorized", f"WWW-Authenticate: {CHALLENGE}"))
+        harness.answer(ok_for(last_sent()))
+        # A request from the server that no dialog matches: its transaction lingers (Timer J).
+        notify = (
+            "NOTIFY sip:alice@127.0.0.1:5070 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsoak{cycle}\r\n"
+            "From: <sip:bob@sip.test>;tag=b\r\nTo: <sip:alice@sip.test>;tag=a\r\n"
+            f"Call-ID: soak-{cycle}\r\nCSeq: 1 NOTIFY\r\nEvent: presence\r\n"
+            "Subscription-State: active\r\nContent-Length: 0\r\n\r\n"
+        )
+        harness.answer(notify.encode())
+        harness.sent.clear()
+        harness.events.clear()
+        harness.advance(0.2)
+        peak_client = max(peak_client, len(user_agent._client))
+        peak_server = max(peak_server, len(user_agent._server))
+    assert harness.status.state is RegistrationState.REGISTERED
+    # Two REGISTERs per 0.2 s linger for T4 (5 s), a NOTIFY per 0.2 s for 64 * T1 (32 s).
+    assert peak_client <= 2 * 26
+    assert peak_server <= 161
+    assert len(user_agent._client_timers) <= peak_client + 2
+    assert len(user_agent._server_timers) <= peak_server + 1
+    harness.advance(33)
+    assert not user_agent._client
+    assert not user_agent._server
+    assert not user_agent._client_timers
+    assert not user_agent._server_timers

@@ -14,8 +14,9 @@ and after each call drains ``take_transmits()`` (bytes to send to a target) and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+import heapq
 import random
 
 from .auth import Credentials, DigestClient
@@ -49,6 +50,7 @@ from .transaction import (
     Retransmit,
     ServerTransaction,
     TimerSettings,
+    TransactionState,
 )
 from .uri import SipUri
 
@@ -164,6 +166,11 @@ class UserAgent:
         self._client: dict[tuple[str, str], ClientTransaction] = {}
         self._owners: dict[tuple[str, str], _Owner] = {}
         self._server: dict[tuple[str, str, str], ServerTransaction] = {}
+        # (deadline, key) of the transactions above, earliest first. An entry whose transaction
+        # has ended or moved its deadline since is dropped when it comes up, so timers and the
+        # next deadline cost no scan of the transactions lingering for Timer K or J.
+        self._client_timers: list[tuple[float, tuple[str, str]]] = []
+        self._server_timers: list[tuple[float, tuple[str, str, str]]] = []
         self._keepalive_at: float | None = None
         self._transmits: list[Transmit] = []
         self._events: list[UserAgentEvent] = []
@@ -336,6 +343,7 @@ class UserAgent:
         for subscription in self._subscriptions.values():
             subscription.discard()
         self._client.clear()
+        self._client_timers.clear()
         self._owners.clear()
         self._deferred_challenges.clear()
         self._auth_probe = None
@@ -363,23 +371,35 @@ class UserAgent:
 
     def handle_timers(self, now: float) -> None:
         """Run every timer that is due at ``now``."""
-        for key, transaction in list(self._client.items()):
-            deadline = transaction.deadline
-            if deadline is None or deadline > now:
+        client_timers = self._client_timers
+        while client_timers and client_timers[0][0] <= now:
+            deadline, key = heapq.heappop(client_timers)
+            transaction = self._client.get(key)
+            if transaction is None or transaction.deadline != deadline:
                 continue
             result = transaction.on_timer(now)
             if isinstance(result, Retransmit):
                 self.stats.retransmissions += 1
                 self._transmits.append(Transmit(transaction.target, result.data))
+                self._schedule_client(key, transaction)
             elif result is not None:
                 del self._client[key]
                 self._on_transaction_failure(transaction, result, now)
-            elif transaction.deadline is None:
+            elif transaction.state is TransactionState.TERMINATED:
                 del self._client[key]
-        for server_key, server in list(self._server.items()):
+            else:
+                self._schedule_client(key, transaction)
+        server_timers = self._server_timers
+        while server_timers and server_timers[0][0] <= now:
+            deadline, server_key = heapq.heappop(server_timers)
+            server = self._server.get(server_key)
+            if server is None or server.deadline != deadline:
+                continue
             server.on_timer(now)
-            if server.deadline is None:
+            if server.state is TransactionState.TERMINATED:
                 del self._server[server_key]
+            else:
+                self._schedule_server(server_key, server)
         if self._keepalive_at is not None and now >= self._keepalive_at and self._local:
             self._transmits.append(Transmit(self.target, KEEPALIVE_PING))
             interval = self.settings.keepalive_interval or 0.0
@@ -399,9 +419,13 @@ class UserAgent:
 
     def next_deadline(self) -> float | None:
         """The earliest time ``handle_timers`` has work to do."""
-        times = [t.deadline for t in self._client.values()]
-        times += [s.deadline for s in self._server.values()]
-        times += [self._keepalive_at, self.registration.deadline, self.publication.deadline]
+        times = [
+            _earliest(self._client_timers, self._client),
+            _earliest(self._server_timers, self._server),
+            self._keepalive_at,
+            self.registration.deadline,
+            self.publication.deadline,
+        ]
         times += [s.deadline for s in self._subscriptions.values()]
         due = [t for t in times if t is not None]
         return min(due) if due else None
@@ -516,6 +540,7 @@ class UserAgent:
         transaction = ClientTransaction(request, target, now, self.settings.timers)
         key = (transaction.branch, transaction.method)
         self._client[key] = transaction
+        self._schedule_client(key, transaction)
         self._owners[key] = owner
         if owner is self._probe_owner:
             self._probe_owner = None
@@ -537,6 +562,8 @@ class UserAgent:
         if transaction.deadline is None:
             del self._client[key]
             self._owners.pop(key, None)
+        elif delivered.status >= 200:
+            self._schedule_client(key, transaction)
         if delivered.status < 200 or owner is None:
             return
         self._owners.pop(key, None)
@@ -585,6 +612,14 @@ class UserAgent:
             else:
                 self._deferred_challenges.append((owner, challenge))
 
+    def _schedule_client(self, key: tuple[str, str], transaction: ClientTransaction) -> None:
+        if (deadline := transaction.deadline) is not None:
+            heapq.heappush(self._client_timers, (deadline, key))
+
+    def _schedule_server(self, key: tuple[str, str, str], server: ServerTransaction) -> None:
+        if (deadline := server.deadline) is not None:
+            heapq.heappush(self._server_timers, (deadline, key))
+
     def _on_transaction_failure(
         self, transaction: ClientTransaction, failure: ClientTransactionFailure, now: float
     ) -> None:
@@ -613,6 +648,7 @@ class UserAgent:
         response = self._answer(request, now)
         self.stats.requests_answered += 1
         self._transmits.append(Transmit(reply_to, server.respond(response, now)))
+        self._schedule_server(key, server)
 
     def _answer(self, request: Request, now: float) -> Response:
         method = request.method
@@ -652,6 +688,19 @@ class UserAgent:
 
     def _token(self, size: int) -> str:
         return "%0*x" % (size * 2, self._rng.getrandbits(size * 8))  # noqa: UP031
+
+
+def _earliest[K](
+    timers: list[tuple[float, K]], live: Mapping[K, ClientTransaction | ServerTransaction]
+) -> float | None:
+    """The earliest deadline in ``timers`` that still holds; entries that no longer do go."""
+    while timers:
+        deadline, key = timers[0]
+        transaction = live.get(key)
+        if transaction is not None and transaction.deadline == deadline:
+            return deadline
+        heapq.heappop(timers)
+    return None
 
 
 def build_response(request: Request, status: int, to_tag: str) -> Response:

@@ -239,14 +239,13 @@ class UserAgentRunner:
             for listener in list(self._listeners):
                 listener(event)
         deadline = user_agent.next_deadline()
-        if deadline != self._timer_at:
+        # A timer armed earlier than needed stays: when it fires, handle_timers finds nothing
+        # due and the timer is armed again. This spares a cancel and call_later per message,
+        # as each request's transaction moves the deadline a little later.
+        if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = (
-                self._loop.call_later(max(deadline - self.now(), 0.0), self._on_timer)
-                if deadline is not None
-                else None
-            )
+            self._timer = self._loop.call_later(max(deadline - self.now(), 0.0), self._on_timer)
             self._timer_at = deadline
 
     def _start_reconnect(self, target: Target) -> None:
