@@ -19,7 +19,6 @@ from collections.abc import Iterable, Mapping
 import contextlib
 import ctypes
 from dataclasses import dataclass
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -60,8 +59,6 @@ DEMO_ACCOUNTS: Mapping[str, str] = {
 
 TEMPLATE = Path(__file__).with_name("kamailio.cfg")
 START_TIMEOUT = 15.0
-#: Lifetime of a seeded publication: the presence server's max_expires (the demo renews it).
-PUBLISH_EXPIRES = 3600
 STOP_TIMEOUT = 5.0
 _PR_SET_PDEATHSIG = 1
 
@@ -425,55 +422,36 @@ class KamailioServer:
         (self.state_dir / "sipdump").mkdir(exist_ok=True)
 
     def _write_database(self) -> None:
-        # Publications live in shared memory only (publ_cache 2); subscriptions too, written
-        # back at stop and read again at start (subs_db_mode 1): a fresh store on every start
-        # keeps a restarted server knowing no dialog, as a real restart with memory storage.
         database = self.state_dir / "presence.db"
-        database.unlink(missing_ok=True)
+        if not database.exists():
+            with contextlib.closing(sqlite3.connect(database)) as db:
+                for schema in ("standard-create.sql", "presence-create.sql"):
+                    db.executescript((self.installation.schemas / schema).read_text())
+                db.commit()
+        if not self.presence:
+            return
+        now = int(time.time())
         with contextlib.closing(sqlite3.connect(database)) as db:
-            # Readers need not wait for the write-back and the watchers' inserts.
-            db.execute("PRAGMA journal_mode=WAL")
-            for schema in ("standard-create.sql", "presence-create.sql"):
-                db.executescript((self.installation.schemas / schema).read_text())
+            for user, body in self.presence.items():
+                db.execute(
+                    "DELETE FROM presentity WHERE username = ? AND domain = ? AND event = ?",
+                    (user, self.domain, "presence"),
+                )
+                db.execute(
+                    "INSERT INTO presentity (username, domain, event, etag, expires,"
+                    " received_time, body, sender, priority)"
+                    " VALUES (?, ?, 'presence', ?, ?, ?, ?, ?, 0)",
+                    (
+                        user,
+                        self.domain,
+                        f"seed{secrets.token_hex(6)}",
+                        now + 10 * 365 * 86400,
+                        now,
+                        body.encode(),
+                        f"sip:{user}@{self.domain}",
+                    ),
+                )
             db.commit()
-
-    def publish_seeded_presence(self) -> None:
-        """PUBLISH the presence the server was given (for PUBLISH_EXPIRES seconds)."""
-        for user, body in self.presence.items():
-            self._publish(user, body)
-
-    def _publish(self, user: str, body: str) -> None:
-        uri = self.aor(user)
-        call_id = secrets.token_hex(8)
-        authorization = ""
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind((HOST, 0))
-            sock.settimeout(2.0)
-            local_port = sock.getsockname()[1]
-            for cseq in (1, 2):
-                request = (
-                    f"PUBLISH {uri} SIP/2.0\r\n"
-                    f"Via: SIP/2.0/UDP {HOST}:{local_port};branch=z9hG4bK{call_id}{cseq};rport\r\n"
-                    "Max-Forwards: 70\r\n"
-                    f"From: <{uri}>;tag={call_id[:6]}\r\nTo: <{uri}>\r\nCall-ID: {call_id}\r\n"
-                    f"CSeq: {cseq} PUBLISH\r\nEvent: presence\r\nExpires: {PUBLISH_EXPIRES}\r\n"
-                    f"Content-Type: application/pidf+xml\r\n{authorization}"
-                    f"Content-Length: {len(body.encode())}\r\n\r\n{body}"
-                )
-                sock.sendto(request.encode(), (self.host, self.port))
-                try:
-                    answer = sock.recv(65535).decode(errors="replace")
-                except TimeoutError as err:
-                    raise KamailioError(f"no answer to the PUBLISH of {user}'s presence") from err
-                if answer.startswith("SIP/2.0 200 "):
-                    return
-                challenge = re.search(r"(?im)^WWW-Authenticate:\s*Digest (.*)$", answer)
-                if challenge is None or authorization:
-                    break
-                authorization = _digest_authorization(
-                    challenge[1], user, self.accounts[user], "PUBLISH", uri
-                )
-        raise KamailioError(f"PUBLISH of {user}'s presence refused: {answer.splitlines()[0]}")
 
     def _launch(self) -> None:
         self._write_config()
@@ -511,7 +489,6 @@ class KamailioServer:
                     f"kamailio exited with {self._process.returncode}:\n{self.log_tail()}"
                 )
             if self.ping(timeout=0.2):
-                self.publish_seeded_presence()
                 return
         raise KamailioError(f"kamailio did not answer OPTIONS in time:\n{self.log_tail()}")
 
@@ -538,7 +515,7 @@ class KamailioServer:
             time.sleep(0.02)
 
     def restart(self) -> None:
-        """Stop, then start on the same ports: bindings and published presence are gone."""
+        """Stop, then start on the same ports: bindings are gone, stored presence stays."""
         self.stop()
         self._fixed_ports = (self.port, self.tls_port)
         self.start()
@@ -681,25 +658,6 @@ class KamailioServer:
             self.kamcmd("ul.rm", "location", f"s:{user}")
 
 
-def _digest_authorization(challenge: str, user: str, password: str, method: str, uri: str) -> str:
-    """An Authorization header answering a WWW-Authenticate challenge (MD5, qop=auth)."""
-    params = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge))
-    realm, nonce = params["realm"], params["nonce"]
-
-    def md5(text: str) -> str:
-        return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
-
-    ha1, ha2 = md5(f"{user}:{realm}:{password}"), md5(f"{method}:{uri}")
-    fields = f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}"'
-    if "qop" not in params:
-        return f'Authorization: {fields}, response="{md5(f"{ha1}:{nonce}:{ha2}")}"\r\n'
-    cnonce, nc = secrets.token_hex(4), "00000001"
-    response = md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
-    return (
-        f'Authorization: {fields}, qop=auth, nc={nc}, cnonce="{cnonce}", response="{response}"\r\n'
-    )
-
-
 def _cfg_str(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.+\-]+", value):
         raise ValueError(f"account name {value!r} must be plain letters, digits or ._+-")
@@ -757,12 +715,8 @@ def _demo(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         if args.info:
             Path(args.info).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        renew_at = time.monotonic() + PUBLISH_EXPIRES / 2
         while not stopping and server.running:
             time.sleep(0.2)
-            if time.monotonic() >= renew_at:
-                server.publish_seeded_presence()
-                renew_at += PUBLISH_EXPIRES / 2
     finally:
         if state_dir is None:
             server.close()
