@@ -124,6 +124,12 @@ _CANONICAL_NAMES.update({short: _CANONICAL_NAMES[full] for short, full in _COMPA
 
 # The lookup key of every known name, compact forms included ("v" and "via" -> "via").
 _KNOWN_KEYS: Final = {name: _COMPACT_FORMS.get(name, name) for name in _CANONICAL_NAMES}
+# The same keys under the spellings seen on the wire, so most names need no lower-casing.
+_KEYS_BY_SPELLING: Final = {
+    spelling: key
+    for name, key in _KNOWN_KEYS.items()
+    for spelling in (name, name.upper(), name.title(), _CANONICAL_NAMES[name])
+}
 _UINT_MAX: Final = 2**32 - 1
 _CSEQ_MAX: Final = 2**31 - 1
 _UINT_RE = re.compile("[0-9]{1,10}")
@@ -134,9 +140,9 @@ _VIA_RE = re.compile(
     "(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*(?:;(.*))?",
     re.DOTALL | re.IGNORECASE,
 )
-_HOST_RE = re.compile(
-    "(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\\.)*[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\\.?"
-)
+# Labels of letters and digits, hyphens only inside; written so that matching never backtracks.
+_LABEL = "[A-Za-z0-9]+(?:-+[A-Za-z0-9]+)*"
+_HOST_RE = re.compile(f"{_LABEL}(?:\\.{_LABEL})*\\.?")
 _DISPLAY_TOKENS_RE = re.compile(f"(?:{TOKEN_CLASS}|[ \t])*")
 _MEDIA_RE = re.compile("[ \t]*([^ \t/;]+)[ \t]*/[ \t]*([^ \t;]+)[ \t]*(?:;(.*))?", re.DOTALL)
 _RETRY_AFTER_RE = re.compile("[ \t]*([0-9]{1,10})[ \t]*(\\(.*\\))?[ \t]*(?:;(.*))?", re.DOTALL)
@@ -148,8 +154,11 @@ def canonical_name(name: str) -> str:
 
 
 def _key(name: str) -> str:
-    key = name.lower()
-    return _COMPACT_FORMS.get(key, key)
+    key = _KEYS_BY_SPELLING.get(name)
+    if key is None:
+        key = name.lower()
+        key = _COMPACT_FORMS.get(key, key)
+    return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -549,16 +558,15 @@ class Headers:
             raise RemoteProtocolError("bare CR or LF in the header fields")
         fields = headers._fields
         index: dict[str, list[str]] = {}
-        known_keys = _KNOWN_KEYS
+        known_keys = _KEYS_BY_SPELLING
         for line in lines:
             name, colon, value = line.partition(":")
             name = name.rstrip(WSP)
-            lower = name.lower()
-            key = known_keys.get(lower)
+            key = known_keys.get(name)
             if key is None:
                 if not is_token(name):
                     raise RemoteProtocolError(f"bad header line {line!r}")
-                key = lower
+                key = _key(name)
             if not colon:
                 raise RemoteProtocolError(f"bad header line {line!r}")
             value = value.strip(WSP)

@@ -255,7 +255,7 @@ class StreamFramer:
 def _content_length(values: list[str]) -> int | None:
     if not values:
         return None
-    if any(value != values[0] for value in values):
+    if values.count(values[0]) != len(values):
         # RFC 4475 §3.3.9: conflicting values leave the framing unknown.
         raise RemoteProtocolError("conflicting Content-Length values")
     length = parse_uint(values[0])
@@ -283,7 +283,7 @@ def _request(line: str, headers: Headers, body: bytes) -> Request:
         if cseq.method != method:
             raise RemoteProtocolError(f"CSeq method differs from request method {method!r}")
     if len(values) == 1:
-        headers.typed("cseq", lambda _: cseq)
+        headers._typed["cseq"] = cseq  # already parsed: the cseq property need not do it again
     return Request(method, uri, headers, body)
 
 

@@ -20,15 +20,21 @@ _USER_CHARS = _UNRESERVED + "&=+$,;?/%"
 _PASSWORD_CHARS = _UNRESERVED + "&=+$,%"
 _PARAM_CHARS = _UNRESERVED + "\\[\\]/:&+$%"
 _HEADER_CHARS = _UNRESERVED + "\\[\\]/?:+$%"
-_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+# Letters and digits, hyphens only inside; written so that matching never backtracks.
+_LABEL = "[A-Za-z0-9]+(?:-+[A-Za-z0-9]+)*"
 
-_SIP_URI_RE = re.compile(
-    f"(?:(?P<user>[{_USER_CHARS}]+)(?::(?P<password>[{_PASSWORD_CHARS}]*))?@)?"
-    f"(?:(?P<host>(?:{_LABEL}\\.)*{_LABEL}\\.?)|\\[(?P<ipv6>[0-9A-Fa-f:.]+)\\])"
+_HOST_PART = (
+    f"(?:(?P<host>{_LABEL}(?:\\.{_LABEL})*\\.?)|\\[(?P<ipv6>[0-9A-Fa-f:.]+)\\])"
     "(?::(?P<port>[0-9]{1,5}))?"
     f"(?P<params>(?:;[{_PARAM_CHARS}=]*)*)"
     f"(?:\\?(?P<headers>[{_HEADER_CHARS}=&]*))?"
 )
+# No part but userinfo may hold "@", so its presence tells which of the two applies; an
+# optional userinfo group would make the engine try, and undo, a user part in every host.
+_SIP_URI_RE = re.compile(
+    f"(?P<user>[{_USER_CHARS}]+)(?::(?P<password>[{_PASSWORD_CHARS}]*))?@{_HOST_PART}"
+)
+_SIP_HOST_URI_RE = re.compile(_HOST_PART)
 _SIP_SCHEMES = frozenset(("sip", "sips"))
 _SCHEME_RE = re.compile("[A-Za-z][A-Za-z0-9+\\-.]*")
 # Whatever follows the scheme of a URI we do not interpret: visible characters, no brackets.
@@ -120,13 +126,20 @@ def parse_sip_uri(text: str) -> SipUri:
 
 
 def _parse_sip(scheme: str, rest: str, text: str) -> SipUri:
-    match = _SIP_URI_RE.fullmatch(rest)
-    if match is None:
-        raise RemoteProtocolError(f"bad SIP URI: {text!r}")
+    user = password = None
+    if "@" in rest:
+        match = _SIP_URI_RE.fullmatch(rest)
+        if match is None:
+            raise RemoteProtocolError(f"bad SIP URI: {text!r}")
+        user, password, host, ipv6, port_text, params_text, headers_text = match.groups()
+    else:
+        match = _SIP_HOST_URI_RE.fullmatch(rest)
+        if match is None:
+            raise RemoteProtocolError(f"bad SIP URI: {text!r}")
+        host, ipv6, port_text, params_text, headers_text = match.groups()
     escaped = "%" in rest
     if escaped and _BAD_ESCAPE_RE.search(rest):
         raise RemoteProtocolError(f"bad %-escape in {text!r}")
-    user, password, host, ipv6, port_text, params_text, headers_text = match.groups()
     if ipv6 is not None:
         try:
             IPv6Address(ipv6)
