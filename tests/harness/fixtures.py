@@ -66,6 +66,8 @@ def kamailio_clean(kamailio: KamailioServer, socket_enabled: None) -> KamailioSe
         if kamailio.accounts.get(user) != password:
             kamailio.set_password(user, password)
         kamailio.remove_bindings(user)
+    # Presence servers merge every live publication of an account; start from none.
+    kamailio.clear_publications()
     return kamailio
 
 

@@ -651,6 +651,17 @@ class KamailioServer:
             raise
         return parse_bindings(output)
 
+    def clear_publications(self) -> None:
+        """Forget every publication the server holds, except the seeded presence."""
+        seeded = list(self.presence)
+        with contextlib.closing(sqlite3.connect(self.state_dir / "presence.db", timeout=5)) as db:
+            db.execute(
+                "DELETE FROM presentity WHERE username NOT IN"
+                f" ({', '.join('?' for _ in seeded) or 'NULL'})",
+                seeded,
+            )
+            db.commit()
+
     def remove_bindings(self, aor: str) -> None:
         """Delete every binding of aor at the registrar (the client is not told)."""
         user = aor.removeprefix("sips:").removeprefix("sip:").split("@", 1)[0]

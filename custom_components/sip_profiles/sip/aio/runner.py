@@ -17,8 +17,9 @@ import aiodns
 
 from ..backoff import Backoff
 from ..documents.pidf import MyPresence
-from ..registration import RegistrationChanged, RegistrationState
-from ..subscription import DEFAULT_EXPIRES, SubscriptionKey
+from ..publication import PublicationState
+from ..registration import RegistrationState
+from ..subscription import DEFAULT_EXPIRES, SubscriptionKey, SubscriptionState
 from ..target import Target
 from ..uri import SipUri
 from ..useragent import ConnectionNeeded, UserAgent, UserAgentEvent, UserAgentSettings
@@ -26,6 +27,14 @@ from .resolver import locate
 from .transport import TransportLayer
 
 _LOGGER = logging.getLogger(__name__)
+
+_REGISTRATION_UP = (RegistrationState.REGISTERED, RegistrationState.REGISTERING)
+_PUBLICATION_UP = (PublicationState.PUBLISHED, PublicationState.PUBLISHING)
+_SUBSCRIPTION_UP = (
+    SubscriptionState.ACTIVE,
+    SubscriptionState.PENDING,
+    SubscriptionState.SUBSCRIBING,
+)
 
 EventListener = Callable[[UserAgentEvent], None]
 TraceListener = Callable[[str, Target, bytes], None]
@@ -145,29 +154,27 @@ class UserAgentRunner:
         self._pump()
 
     async def stop(self, *, unregister: bool = True, unregister_timeout: float = 5.0) -> None:
-        """Unregister (for at most ``unregister_timeout`` s), then close every flow; idempotent."""
+        """Wind down, then close every flow; idempotent.
+
+        With ``unregister``, our publication is removed, every subscription ended and the
+        binding removed first, waiting at most ``unregister_timeout`` s for the answers, so the
+        server keeps nothing of ours that would outlive us.
+        """
         if self._closed:
             return
-        registration = self.user_agent.registration
-        if unregister and registration.state in (
-            RegistrationState.REGISTERED,
-            RegistrationState.REGISTERING,
-        ):
-            done = self._loop.create_future()
+        if unregister and not self._wound_down():
+            settled = self._loop.create_future()
 
-            def _on_event(event: UserAgentEvent) -> None:
-                if (
-                    isinstance(event, RegistrationChanged)
-                    and event.status.state is RegistrationState.UNREGISTERED
-                    and not done.done()
-                ):
-                    done.set_result(None)
+            def _on_event(_: UserAgentEvent) -> None:
+                if self._wound_down() and not settled.done():
+                    settled.set_result(None)
 
             remove = self.add_listener(_on_event)
             try:
-                self.unregister()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(done, unregister_timeout)
+                self._wind_down()
+                if not self._wound_down():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(settled, unregister_timeout)
             finally:
                 remove()
         self._closed = True
@@ -182,6 +189,31 @@ class UserAgentRunner:
         await self._transports.close()
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _wind_down(self) -> None:
+        user_agent, now = self.user_agent, self.now()
+        if user_agent.publication.state in _PUBLICATION_UP:
+            user_agent.unpublish(now)
+        for key, status in user_agent.subscriptions.items():
+            if status.state in _SUBSCRIPTION_UP:
+                user_agent.unsubscribe(key, now)
+        if user_agent.registration.state in _REGISTRATION_UP:
+            user_agent.unregister(now)
+        self._pump()
+
+    def _wound_down(self) -> bool:
+        """Nothing of ours is left at the server, and nothing is on its way there."""
+        user_agent = self.user_agent
+        return (
+            user_agent.registration.state
+            not in (*_REGISTRATION_UP, RegistrationState.UNREGISTERING)
+            and user_agent.publication.state
+            not in (*_PUBLICATION_UP, PublicationState.UNPUBLISHING)
+            and all(
+                status.state not in (*_SUBSCRIPTION_UP, SubscriptionState.UNSUBSCRIBING)
+                for status in user_agent.subscriptions.values()
+            )
+        )
 
     async def _connect(self, target: Target) -> None:
         local = await self._transports.connect(target)
