@@ -246,6 +246,8 @@ class Registration:
         if contact == self._contact:
             return
         previous, self._contact = self._contact, contact
+        # The address the registrar saw belongs to the old flow; the next answer tells the new one.
+        self._set_status(replace(self._status, public_address=None))
         if self._enabled and previous is not None and self.state is RegistrationState.REGISTERED:
             self._stale_contact = previous
             self._submit(Operation.REGISTER)

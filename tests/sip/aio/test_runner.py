@@ -208,12 +208,6 @@ async def test_a_lost_tcp_flow_is_reopened_with_backoff_once_the_server_is_back(
     assert len(kamailio_clean.bindings("alice")) >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after the flow is reopened on a new local port, NAT fixup compares the new local"
-    " address with the public address of the previous flow's last REGISTER answer, takes it"
-    " for NAT and binds the dead flow's contact again, removing the new one (expires=0)",
-)
 async def test_the_binding_moves_to_the_reopened_flow(
     kamailio_clean: KamailioServer, runners: list[UserAgentRunner]
 ) -> None:
