@@ -188,11 +188,6 @@ def test_publishing_again_while_the_removal_is_in_flight_publishes_anew_after_it
     assert harness.user_agent.publication.etag == "e9"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the 2xx to the removal resets the status, so the presence and note published"
-    " after it are no longer shown (status.presence and status.note stay None)",
-)
 def test_the_status_shows_what_was_published_after_a_removal_in_flight() -> None:
     harness = Harness.create()
     published(harness)

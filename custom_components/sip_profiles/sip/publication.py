@@ -311,9 +311,17 @@ class Publication:
     def _on_success(self, operation: Operation, response: Response, now: float) -> None:
         if operation is Operation.REMOVE:
             self._etag = None
-            self._set_status(PublicationStatus(PublicationState.UNPUBLISHED))
             if self._enabled:
+                # Published again while the removal was on its way: keep showing what was chosen.
+                status = self._status
+                self._set_status(
+                    PublicationStatus(
+                        PublicationState.PUBLISHING, presence=status.presence, note=status.note
+                    )
+                )
                 self._send(Operation.INITIAL)
+            else:
+                self._set_status(PublicationStatus(PublicationState.UNPUBLISHED))
             return
         etag = response.headers.get("SIP-ETag")
         if etag:
