@@ -23,6 +23,7 @@ from .documents.pidf import MyPresence, build_pidf
 from .errors import LocalProtocolError, RemoteProtocolError
 from .headers import Headers, NameAddr
 from .message import Request, Response
+from .outbox import Outbox, earliest
 from .subscription import answers, challenge_outcome
 from .transaction import ClientTransactionFailure
 from .uri import SipUri
@@ -100,7 +101,7 @@ class _Pending:
     interval_retries: int = 0
 
 
-class Publication:
+class Publication(Outbox[PublicationChanged]):
     """Keeps our presence document published at the presence server."""
 
     def __init__(
@@ -113,6 +114,7 @@ class Publication:
         rng: random.Random | None = None,
     ) -> None:
         """Create an idle publication; ``publish()`` starts it."""
+        super().__init__()
         self.settings = settings
         self._digest = digest
         self._call_id = new_token(16)
@@ -127,8 +129,6 @@ class Publication:
         self._enabled = False
         self._pending: _Pending | None = None
         self._status = PublicationStatus(PublicationState.UNPUBLISHED)
-        self._outbox: list[Request] = []
-        self._events: list[PublicationChanged] = []
 
     @property
     def status(self) -> PublicationStatus:
@@ -150,18 +150,7 @@ class Publication:
         """When ``on_timer`` must run next."""
         if self._pending is not None:
             return None
-        times = [t for t in (self._status.refresh_at, self._status.retry_at) if t is not None]
-        return min(times) if times else None
-
-    def take_requests(self) -> list[Request]:
-        """PUBLISH requests to send now."""
-        out, self._outbox = self._outbox, []
-        return out
-
-    def take_events(self) -> list[PublicationChanged]:
-        """Events since the last call."""
-        out, self._events = self._events, []
-        return out
+        return earliest(self._status.refresh_at, self._status.retry_at)
 
     # -- commands ------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import Params
 from .headers import STAR, Headers, NameAddr
 from .message import Request, Response
+from .outbox import Outbox, earliest
 from .transaction import ClientTransactionFailure
 from .uri import SipUri
 
@@ -171,7 +172,7 @@ class _Dialog:
     cseq: int = field(default=0)
 
 
-class Registration:
+class Registration(Outbox[RegistrationEvent]):
     """Keeps one address of record registered at one registrar."""
 
     def __init__(
@@ -185,6 +186,7 @@ class Registration:
         rng: random.Random | None = None,
     ) -> None:
         """Create an idle registration; ``register()`` starts it."""
+        super().__init__()
         self.settings = settings
         self._digest = digest
         self._dialog = _Dialog(call_id=call_id, from_tag=from_tag)
@@ -196,8 +198,6 @@ class Registration:
         self._enabled = False
         self._pending: _Pending | None = None
         self._queue: deque[Operation] = deque()
-        self._outbox: list[Request] = []
-        self._events: list[RegistrationEvent] = []
 
     # -- what the user agent reads -------------------------------------------------------------
 
@@ -226,18 +226,7 @@ class Registration:
         """When ``on_timer`` must run next."""
         if self._pending is not None:
             return None
-        times = [t for t in (self._status.refresh_at, self._status.retry_at) if t is not None]
-        return min(times) if times else None
-
-    def take_requests(self) -> list[Request]:
-        """REGISTER requests to send now (the user agent adds Via and routing)."""
-        out, self._outbox = self._outbox, []
-        return out
-
-    def take_events(self) -> list[RegistrationEvent]:
-        """Events since the last call."""
-        out, self._events = self._events, []
-        return out
+        return earliest(self._status.refresh_at, self._status.retry_at)
 
     # -- commands ------------------------------------------------------------------------------
 

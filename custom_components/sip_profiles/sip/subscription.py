@@ -34,6 +34,7 @@ from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import is_token
 from .headers import Headers, NameAddr
 from .message import Request, Response
+from .outbox import Outbox, earliest
 from .transaction import ClientTransactionFailure
 from .uri import SipUri, Uri
 
@@ -203,7 +204,7 @@ def challenge_outcome(digest: DigestClient, response: Response) -> ChallengeOutc
         return ChallengeOutcome.UNSUPPORTED
 
 
-class Subscription:
+class Subscription(Outbox[SubscriptionEvent]):
     """Keeps one subscription (resource + event package) alive."""
 
     def __init__(
@@ -237,8 +238,6 @@ class Subscription:
         self._final_notify_until: float | None = None
         self._first_notify_until: float | None = None
         self._status = SubscriptionStatus(SubscriptionState.UNSUBSCRIBED)
-        self._outbox: list[Request] = []
-        self._events: list[SubscriptionEvent] = []
 
     # -- what the user agent reads -------------------------------------------------------------
 
@@ -268,32 +267,18 @@ class Subscription:
         if self._pending is not None:
             return None
         status = self._status
-        times = [
-            t
-            for t in (
-                status.refresh_at,
-                status.retry_at,
-                self._final_notify_until,
-                self._first_notify_until,
-            )
-            if t is not None
-        ]
-        return min(times) if times else None
-
-    def take_requests(self) -> list[Request]:
-        """SUBSCRIBE requests to send now (the user agent adds Via)."""
-        out, self._outbox = self._outbox, []
-        return out
-
-    def take_events(self) -> list[SubscriptionEvent]:
-        """Events since the last call."""
-        out, self._events = self._events, []
-        return out
+        return earliest(
+            status.refresh_at,
+            status.retry_at,
+            self._final_notify_until,
+            self._first_notify_until,
+        )
 
     # -- commands ------------------------------------------------------------------------------
 
     def set_contact(self, contact: SipUri) -> None:
         """Use ``contact`` in every SUBSCRIBE from now on (refreshes move the remote target)."""
+        super().__init__()
         self._contact = contact
 
     def subscribe(self) -> None:

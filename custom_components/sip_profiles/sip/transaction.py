@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .message import Request, Response
+from .outbox import earliest
 from .target import Target
 
 
@@ -66,10 +67,7 @@ class ClientTransaction:
     @property
     def deadline(self) -> float | None:
         """The earliest time ``on_timer`` has something to do, or None."""
-        times = [
-            t for t in (self._retransmit_at, self._timeout_at, self._linger_until) if t is not None
-        ]
-        return min(times) if times else None
+        return earliest(self._retransmit_at, self._timeout_at, self._linger_until)
 
     def on_response(self, response: Response, now: float) -> Response | None:
         """Feed a response matched to this transaction; returns it when the owner must see it.

@@ -26,6 +26,7 @@ from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import param
 from .headers import Headers, Via
 from .message import Request, Response, parse_message
+from .outbox import earliest
 from .publication import Publication, PublicationChanged, PublicationSettings
 from .registration import (
     FailureReason,
@@ -419,16 +420,14 @@ class UserAgent:
 
     def next_deadline(self) -> float | None:
         """The earliest time ``handle_timers`` has work to do."""
-        times = [
-            _earliest(self._client_timers, self._client),
-            _earliest(self._server_timers, self._server),
+        return earliest(
+            _valid_top(self._client_timers, self._client),
+            _valid_top(self._server_timers, self._server),
             self._keepalive_at,
             self.registration.deadline,
             self.publication.deadline,
-        ]
-        times += [s.deadline for s in self._subscriptions.values()]
-        due = [t for t in times if t is not None]
-        return min(due) if due else None
+            *(subscription.deadline for subscription in self._subscriptions.values()),
+        )
 
     # -- output --------------------------------------------------------------------------------
 
@@ -690,7 +689,7 @@ class UserAgent:
         return "%0*x" % (size * 2, self._rng.getrandbits(size * 8))  # noqa: UP031
 
 
-def _earliest[K](
+def _valid_top[K](
     timers: list[tuple[float, K]], live: Mapping[K, ClientTransaction | ServerTransaction]
 ) -> float | None:
     """The earliest deadline in ``timers`` that still holds; entries that no longer do go."""
