@@ -243,6 +243,10 @@ async def test_buddy_subentry_flow_validates_and_refuses_duplicates(
     )
     assert result["errors"] == {"uri": "invalid_address"}
     result = await manager.async_configure(
+        result["flow_id"], {"uri": "   ", "name": "", "watch": "presence"}
+    )
+    assert result["errors"] == {"uri": "invalid_address"}
+    result = await manager.async_configure(
         result["flow_id"], {"uri": "sip:bob@sip.test", "watch": "presence"}
     )
     assert result["type"] == "abort"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 import socket
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.config_entries import (
     SOURCE_USER,
@@ -33,6 +34,7 @@ from custom_components.sip_profiles.const import (
     CONF_KEEPALIVE,
     CONF_MASTER,
     CONF_OUTBOUND_PROXY,
+    CONF_PUBLISH_PRESENCE,
     CONF_REALM,
     CONF_REGISTRAR,
     CONF_TRANSPORT,
@@ -455,6 +457,45 @@ async def test_provisioning_complete_document(
     await settle(hass)
 
 
+async def test_provisioning_expires_that_is_no_number_falls_back_to_the_default(
+    hass: HomeAssistant, kamailio_clean: KamailioServer
+) -> None:
+    """A document's ``expires`` that is not a number is ignored, not an error."""
+    result = await start_provisioning(hass)
+    document = provisioning_xml(servers=sipsrv(server(kamailio_clean))).replace(
+        '<provision key="{7E4A}"', '<provision key="{7E4A}" expires="soon"'
+    )
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_DOCUMENT: document}
+    )
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["options"][CONF_EXPIRES] == 3600
+    await settle(hass)
+
+
+async def test_an_unexpected_error_while_checking_is_shown_as_unknown(
+    hass: HomeAssistant, kamailio_clean: KamailioServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failure nobody foresaw becomes the form error ``unknown`` and is logged, not raised.
+
+    Nothing in the SIP stack is known to raise one, so the check itself is made to.
+    """
+    result = await start_manual(hass)
+    with patch(
+        "custom_components.sip_profiles.config_flow.async_check_profile",
+        side_effect=RuntimeError("boom"),
+    ):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], alice_input(kamailio_clean)
+        )
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "unknown"}
+    assert "Unexpected error while checking profile" in caplog.text
+
+
 async def test_provisioning_without_password_opens_the_form(
     hass: HomeAssistant, kamailio_clean: KamailioServer
 ) -> None:
@@ -775,6 +816,23 @@ async def test_options(
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options == {CONF_EXPIRES: 600, CONF_KEEPALIVE: 0}
+
+
+async def test_options_publish_presence_is_stored_only_when_on(
+    hass: HomeAssistant, kamailio_clean: KamailioServer, make_entry: MakeEntry
+) -> None:
+    """Publishing is an opt-in option: stored when on, shown as on next time."""
+    entry = make_entry("alice")
+    entry.add_to_hass(hass)
+
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_EXPIRES: 600, CONF_KEEPALIVE: 30, CONF_PUBLISH_PRESENCE: True}
+    )
+    assert entry.options == {CONF_EXPIRES: 600, CONF_KEEPALIVE: 30, CONF_PUBLISH_PRESENCE: True}
+
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert suggested(result["data_schema"])[CONF_PUBLISH_PRESENCE] is True
 
 
 async def test_options_reload_the_profile(
