@@ -170,10 +170,6 @@ class _OurClient:
         assert self.sent_at is not None
         self.runner.unregister()
         await self.reach(RegistrationState.UNREGISTERED)
-        # End the finished transactions' Timer K now: a client registering once an hour has
-        # none lingering, while this loop would otherwise keep hundreds, and the user agent
-        # scans every live transaction for its next deadline after each message.
-        self.runner.advance_clock(self.runner.user_agent.settings.timers.t4 + 1.0)
         return registered - self.sent_at
 
 
