@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import pickle
+
 import pytest
 
 from custom_components.sip_profiles.sip.errors import RemoteProtocolError
@@ -61,6 +65,24 @@ def test_password_stays_out_of_repr() -> None:
     uri = parse_sip_uri("sip:alice:hunter2@example.com")
     assert uri.password == "hunter2"
     assert "hunter2" not in repr(uri)
+
+
+def test_parsed_uri_behaves_like_a_constructed_one() -> None:
+    parsed = parse_sip_uri("sip:alice:secret@example.com:5060;transport=udp")
+    built = SipUri("sip", "example.com", "alice", "secret", 5060, (("transport", "udp"),))
+    assert type(parsed) is SipUri
+    assert parsed == built
+    assert hash(parsed) == hash(built)
+    assert repr(parsed) == repr(built)
+    assert "secret" not in repr(parsed)
+    assert pickle.loads(pickle.dumps(parsed)) == built
+    assert copy.deepcopy(parsed) == built
+    assert dataclasses.replace(parsed, port=5061) == dataclasses.replace(built, port=5061)
+    assert dataclasses.asdict(parsed) == dataclasses.asdict(built)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parsed.host = "example.net"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        parsed.extra = 1  # type: ignore[attr-defined]
 
 
 def test_undecodable_octets_survive_a_round_trip() -> None:
