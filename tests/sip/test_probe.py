@@ -59,17 +59,16 @@ def run_probe(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int,
     return code, captured.out, captured.err
 
 
-class HeldRegistration:
-    """The probe as a program, registered with ``--hold`` until ``end()`` sends SIGINT."""
+class ProbeProgram:
+    """The probe as a program, its output read line by line until ``end()`` sends SIGINT."""
 
-    def __init__(self, server: KamailioServer, user: str) -> None:
-        env = {**os.environ, PASSWORD_VARIABLE: TEST_ACCOUNTS[user]}
-        argv = probe_argv(server, "register", "--hold", "120", "--password-env", PASSWORD_VARIABLE,
-                          user=user)  # fmt: skip
+    def __init__(self, argv: list[str], password: str) -> None:
+        env = {**os.environ, PASSWORD_VARIABLE: password}
         self.process = subprocess.Popen(
-            [str(PROBE), *argv],
+            [str(PROBE), *argv, "--password-env", PASSWORD_VARIABLE],
             cwd=ROOT,
             env=env,
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -86,6 +85,7 @@ class HeldRegistration:
         self.lines.put(None)
 
     def wait_for_line(self, pattern: str) -> str:
+        """The next line matching ``pattern``; fails after WAIT seconds or at the end."""
         deadline = time.monotonic() + WAIT
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -100,8 +100,9 @@ class HeldRegistration:
         raise AssertionError(f"the probe never printed {pattern!r}:\n{''.join(self.output)}")
 
     def end(self) -> tuple[int, str, str]:
-        self.process.send_signal(signal.SIGINT)
-        # stdout belongs to the reader thread: waiting must not read it (communicate() would).
+        """Ctrl-C; the exit status, everything printed and the error output."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
         self.process.wait(timeout=WAIT)
         assert self.process.stderr is not None
         err = self.process.stderr.read()
@@ -112,9 +113,12 @@ class HeldRegistration:
 
 
 @pytest.fixture
-def hold(kamailio_clean: KamailioServer) -> Iterator[HeldRegistration]:
+def hold(kamailio_clean: KamailioServer) -> Iterator[ProbeProgram]:
     """alice registered by a probe holding the binding; ended (and unregistered) at teardown."""
-    held = HeldRegistration(kamailio_clean, "alice")
+    held = ProbeProgram(
+        probe_argv(kamailio_clean, "register", "--hold", "120", user="alice"),
+        TEST_ACCOUNTS["alice"],
+    )
     try:
         held.wait_for_line(r"state  registered ")
         yield held
@@ -124,7 +128,7 @@ def hold(kamailio_clean: KamailioServer) -> Iterator[HeldRegistration]:
 
 
 def test_register_holds_the_binding_and_ctrl_c_removes_it(
-    hold: HeldRegistration, kamailio_clean: KamailioServer
+    hold: ProbeProgram, kamailio_clean: KamailioServer
 ) -> None:
     (binding,) = kamailio_clean.bindings("alice")
     assert binding.expires > 500  # the probe asks for 600 s by default
@@ -218,7 +222,7 @@ def test_password_file_is_read_and_never_shown(
 
 
 def test_query_lists_the_bindings_of_another_client(
-    hold: HeldRegistration,
+    hold: ProbeProgram,
     kamailio_clean: KamailioServer,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -234,7 +238,7 @@ def test_query_lists_the_bindings_of_another_client(
 
 
 def test_unregister_all_removes_another_clients_binding_and_counts_it(
-    hold: HeldRegistration,
+    hold: ProbeProgram,
     kamailio_clean: KamailioServer,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,

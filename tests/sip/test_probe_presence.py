@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-import os
 from pathlib import Path
-import queue
 import re
-import signal
 import socket
 import subprocess
-import threading
-import time
 
 import pytest
 
@@ -39,63 +34,11 @@ from tests.sip.test_probe import (
     PROBE,
     ROOT,
     WAIT,
+    ProbeProgram,
     free_port,
     probe_argv,
     run_probe,
 )
-
-
-class ProbeProgram:
-    """The probe as a program, its output read line by line until ``end()`` sends SIGINT."""
-
-    def __init__(self, argv: list[str], password: str) -> None:
-        env = {**os.environ, PASSWORD_VARIABLE: password}
-        self.process = subprocess.Popen(
-            [str(PROBE), *argv, "--password-env", PASSWORD_VARIABLE],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.output: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def wait_for_line(self, pattern: str) -> str:
-        """The next line matching ``pattern``; fails after WAIT seconds or at the end."""
-        deadline = time.monotonic() + WAIT
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.output.append(line)
-            if re.search(pattern, line):
-                return line
-        raise AssertionError(f"the probe never printed {pattern!r}:\n{''.join(self.output)}")
-
-    def end(self) -> tuple[int, str, str]:
-        """Ctrl-C; the exit status, everything printed and the error output."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        self.process.wait(timeout=WAIT)
-        assert self.process.stderr is not None
-        err = self.process.stderr.read()
-        self._reader.join(WAIT)
-        while (line := self.lines.get_nowait()) is not None:
-            self.output.append(line)
-        return self.process.returncode, "".join(self.output), err
 
 
 @pytest.fixture
