@@ -22,6 +22,7 @@ from .headers import (
     NameAddr,
     SubscriptionState,
     Via,
+    canonical_name,
     elements_of,
     parse_contacts,
     parse_content_type,
@@ -183,7 +184,7 @@ def parse_message(data: bytes) -> Message:
         raise RemoteProtocolError(f"more than {MAX_HEADERS} header fields")
     headers = Headers.parse_block(block)
     body_start = end + 4
-    content_length = _content_length(headers.get_all("Content-Length"))
+    content_length = _content_length(headers._lookup().get("content-length", []))
     if content_length is None:
         body = data[body_start:]
     else:
@@ -275,7 +276,7 @@ def _request(line: str, headers: Headers, body: bytes) -> Request:
     if isinstance(uri, SipUri) and uri.headers:
         # RFC 3261 §19.1.1: headers are not allowed in a Request-URI.
         raise RemoteProtocolError(f"Request-URI with headers: {uri_text!r}")
-    values = headers.get_all("CSeq")
+    values = headers._lookup().get("cseq", [])
     if not values:
         raise RemoteProtocolError("request without CSeq")
     for value in values:
@@ -303,22 +304,25 @@ def _serialize(start_line: str, headers: Headers, body: bytes) -> bytes:
     return "\r\n".join(lines).encode() + body
 
 
-def _single(headers: Headers, name: str) -> str:
-    values = headers.get_all(name)
+# The readers below look fields up by their lower-case key, as Headers stores them.
+
+
+def _single(headers: Headers, key: str) -> str:
+    values = headers._lookup().get(key)
     if not values:
-        raise RemoteProtocolError(f"no {name} header")
+        raise RemoteProtocolError(f"no {canonical_name(key)} header")
     if len(values) > 1:
-        raise RemoteProtocolError(f"more than one {name} header")
+        raise RemoteProtocolError(f"more than one {canonical_name(key)} header")
     return values[0]
 
 
-def _optional[T](name: str, parse: Callable[[str], T]) -> Callable[[Headers], T | None]:
+def _optional[T](key: str, parse: Callable[[str], T]) -> Callable[[Headers], T | None]:
     def read(headers: Headers) -> T | None:
-        values = headers.get_all(name)
+        values = headers._lookup().get(key)
         if not values:
             return None
         if len(values) > 1:
-            raise RemoteProtocolError(f"more than one {name} header")
+            raise RemoteProtocolError(f"more than one {canonical_name(key)} header")
         return parse(values[0])
 
     return read
@@ -332,41 +336,41 @@ def _read_vias(headers: Headers) -> list[Via]:
 
 
 def _read_top_via(headers: Headers) -> Via:
-    first = headers.get("Via")
-    if first is None:
+    values = headers._lookup().get("via")
+    if not values:
         raise RemoteProtocolError("no Via header")
-    elements = elements_of(first)
+    elements = elements_of(values[0])
     if not elements:
         raise RemoteProtocolError("empty Via header")
     return parse_via(elements[0])
 
 
 def _read_cseq(headers: Headers) -> CSeq:
-    return parse_cseq(_single(headers, "CSeq"))
+    return parse_cseq(_single(headers, "cseq"))
 
 
 def _read_call_id(headers: Headers) -> str:
-    call_id = _single(headers, "Call-ID")
+    call_id = _single(headers, "call-id")
     if not _CALL_ID_RE.fullmatch(call_id):
         raise RemoteProtocolError(f"bad Call-ID {call_id!r}")
     return call_id
 
 
 def _read_from(headers: Headers) -> NameAddr:
-    return parse_name_addr(_single(headers, "From"))
+    return parse_name_addr(_single(headers, "from"))
 
 
 def _read_to(headers: Headers) -> NameAddr:
-    return parse_name_addr(_single(headers, "To"))
+    return parse_name_addr(_single(headers, "to"))
 
 
 def _read_contacts(headers: Headers) -> list[NameAddr] | Literal["*"]:
-    return parse_contacts(headers.get_all("Contact"))
+    return parse_contacts(headers._lookup().get("contact", []))
 
 
-_read_expires = _optional("Expires", parse_uint)
-_read_min_expires = _optional("Min-Expires", parse_uint)
-_read_retry_after = _optional("Retry-After", parse_retry_after)
-_read_content_type = _optional("Content-Type", parse_content_type)
-_read_event = _optional("Event", parse_event)
-_read_subscription_state = _optional("Subscription-State", parse_subscription_state)
+_read_expires = _optional("expires", parse_uint)
+_read_min_expires = _optional("min-expires", parse_uint)
+_read_retry_after = _optional("retry-after", parse_retry_after)
+_read_content_type = _optional("content-type", parse_content_type)
+_read_event = _optional("event", parse_event)
+_read_subscription_state = _optional("subscription-state", parse_subscription_state)
