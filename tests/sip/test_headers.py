@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import pickle
+
 import pytest
 
 from custom_components.sip_profiles.sip.errors import LocalProtocolError, RemoteProtocolError
@@ -28,6 +32,35 @@ from custom_components.sip_profiles.sip.headers import (
 from custom_components.sip_profiles.sip.uri import AbsoluteUri, SipUri, parse_uri
 
 # --- name-addr -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("parsed", "built"),
+    [
+        (
+            parse_name_addr('"Alice" <sip:alice@example.com>;tag=1'),
+            NameAddr(SipUri("sip", "example.com", "alice"), "Alice", (("tag", "1"),)),
+        ),
+        (parse_name_addr("sip:bob@example.com"), NameAddr(SipUri("sip", "example.com", "bob"))),
+        (
+            parse_via("SIP/2.0/udp 192.0.2.1:5060;branch=z9hG4bK1"),
+            Via("UDP", "192.0.2.1", 5060, (("branch", "z9hG4bK1"),)),
+        ),
+    ],
+)
+def test_parsed_values_behave_like_constructed_ones(
+    parsed: NameAddr | Via, built: NameAddr | Via
+) -> None:
+    assert type(parsed) is type(built)
+    assert parsed == built
+    assert hash(parsed) == hash(built)
+    assert repr(parsed) == repr(built)
+    assert str(parsed) == str(built)
+    assert pickle.loads(pickle.dumps(parsed)) == built
+    assert copy.deepcopy(parsed) == built
+    assert dataclasses.replace(parsed, params=()) == dataclasses.replace(built, params=())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parsed.params = ()  # type: ignore[misc]
 
 
 def test_quoted_display_name_with_escapes_and_params() -> None:

@@ -227,6 +227,43 @@ class Via:
         return f"SIP/2.0/{self.transport} {self.host_port}{format_params(self.params)}"
 
 
+# The frozen constructors set each field through object.__setattr__, which costs several
+# times as much as plain slot stores; the parsers fill these twins of the same slots and then
+# make them NameAddr and Via values, equal in every way to those the constructors build.
+class _NameAddrDraft:
+    __slots__ = NameAddr.__slots__
+    uri: Uri
+    display_name: str | None
+    params: Params
+
+
+class _ViaDraft:
+    __slots__ = Via.__slots__
+    transport: str
+    host: str
+    port: int | None
+    params: Params
+
+
+def _name_addr(uri: Uri, display_name: str | None, params: Params) -> NameAddr:
+    value = _NameAddrDraft()
+    value.uri = uri
+    value.display_name = display_name
+    value.params = params
+    value.__class__ = NameAddr  # type: ignore[assignment]
+    return cast(NameAddr, value)
+
+
+def _via(transport: str, host: str, port: int | None, params: Params) -> Via:
+    value = _ViaDraft()
+    value.transport = transport
+    value.host = host
+    value.port = port
+    value.params = params
+    value.__class__ = Via  # type: ignore[assignment]
+    return cast(Via, value)
+
+
 @dataclass(frozen=True, slots=True)
 class CSeq:
     """The CSeq value: sequence number and method of a request."""
@@ -299,7 +336,7 @@ def parse_name_addr(text: str) -> NameAddr:
     if gt < 0:
         raise RemoteProtocolError(f"unterminated '<' in {text!r}")
     uri = parse_uri(text[lt + 1 : gt])
-    return NameAddr(uri, display or None, _header_params(text[gt + 1 :], text))
+    return _name_addr(uri, display or None, _header_params(text[gt + 1 :], text))
 
 
 def _parse_addr_spec(text: str) -> NameAddr:
@@ -313,7 +350,7 @@ def _parse_addr_spec(text: str) -> NameAddr:
     uri_text = text[:end]
     if "?" in uri_text:
         raise RemoteProtocolError(f"URI with '?' must be enclosed in <>: {text!r}")
-    return NameAddr(parse_uri(uri_text), None, _header_params(text[end:], text))
+    return _name_addr(parse_uri(uri_text), None, _header_params(text[end:], text))
 
 
 def _header_params(rest: str, text: str) -> Params:
@@ -353,7 +390,7 @@ def parse_via(text: str) -> Via:
         if port > 65535:
             raise RemoteProtocolError(f"Via port out of range in {text!r}")
     params = () if params_text is None else parse_params(params_text, strict=True)
-    return Via(transport.upper(), host.lower(), port, params)
+    return _via(transport.upper(), host.lower(), port, params)
 
 
 def parse_cseq(text: str) -> CSeq:
