@@ -478,8 +478,7 @@ class Headers:
         self._fields: list[tuple[str, str, str]] = []
         self._index: dict[str, list[str]] | None = None
         self._typed: dict[str, object] = {}
-        for name, value in items:
-            self.add(name, value)
+        self._fields = [_checked_field(name, value) for name, value in items]
 
     def get(self, name: str) -> str | None:
         """The value of the first field called ``name``, or None."""
@@ -524,6 +523,21 @@ class Headers:
         key = _key(name)
         self._fields = [field for field in self._fields if field[0] != key]
         self._changed()
+
+    def _framed(
+        self, before: Iterable[tuple[str, str]], after: Iterable[tuple[str, str]]
+    ) -> Headers:
+        """A copy with the ``before`` fields put first and the ``after`` fields last.
+
+        Only the new fields are checked: those already held passed the check on the way in.
+        """
+        framed = Headers()
+        framed._fields = [
+            *(_checked_field(name, value) for name, value in before),
+            *self._fields,
+            *(_checked_field(name, value) for name, value in after),
+        ]
+        return framed
 
     def typed[T](self, name: str, parse: Callable[[Headers], T]) -> T:
         """``parse(self)``, remembered under ``name`` until a field changes."""
@@ -618,8 +632,13 @@ class Headers:
 
 
 def _checked_field(name: str, value: str) -> tuple[str, str, str]:
-    if not is_token(name):
-        raise LocalProtocolError(f"bad header name {name!r}")
+    # Every value is checked for line breaks, whoever built it, so that no caller's text can
+    # inject a header; only a name spelled as a known header skips the token match.
+    key = _KEYS_BY_SPELLING.get(name)
+    if key is None:
+        if not is_token(name):
+            raise LocalProtocolError(f"bad header name {name!r}")
+        key = _key(name)
     if "\r" in value or "\n" in value:
         raise LocalProtocolError(f"line break in the value of header {name!r}")
-    return _key(name), name, value.strip(WSP)
+    return key, name, value.strip(WSP)

@@ -533,8 +533,8 @@ class UserAgent:
                 else replace(proxy, params=(*proxy.params, ("lr", None)))
             )
             routing.append(("Route", f"<{loose}>"))
-        request.headers = Headers(
-            [*routing, *request.headers, ("User-Agent", self.settings.user_agent)]
+        request.headers = request.headers._framed(
+            routing, [("User-Agent", self.settings.user_agent)]
         )
         transaction = ClientTransaction(request, target, now, self.settings.timers)
         key = (transaction.branch, transaction.method)
