@@ -12,7 +12,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 
 from tests.harness.kamailio import KamailioServer
@@ -34,12 +33,6 @@ def only_binary_sensors() -> Any:
     """Set up the binary sensor platform alone."""
     with patch("custom_components.sip_profiles.PLATFORMS", [Platform.BINARY_SENSOR]):
         yield
-
-
-@pytest.fixture
-def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    """Home Assistant's snapshots (stored in ``snapshots/``, registry ids left out)."""
-    return snapshot.use_extension(HomeAssistantSnapshotExtension)
 
 
 async def test_binary_sensor(

@@ -18,7 +18,6 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
-from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
@@ -43,12 +42,6 @@ from .presence import add_buddy, dialog_info, raw_publish
 BOB_PRESENCE = "sensor.bob_presence"
 BOB_SUBSCRIPTION = "sensor.bob_subscription"
 CAROL_LAMP = "sensor.carol_busy_lamp"
-
-
-@pytest.fixture
-def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    """Home Assistant's snapshots (stored in ``snapshots/``, registry ids left out)."""
-    return snapshot.use_extension(HomeAssistantSnapshotExtension)
 
 
 def key_of(kamailio: KamailioServer, user: str, package: str = "presence") -> SubscriptionKey:

@@ -10,9 +10,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_UNKNOWN, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
-import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.sip_profiles.sip.registration import RegistrationState
@@ -35,12 +33,6 @@ from .helpers import (  # noqa: F401 - fixtures
 EVENT = "event.sip_alice_sip_test_registration_event"
 REGISTRATION = "sensor.sip_alice_sip_test_registration"
 REGISTERED = "binary_sensor.sip_alice_sip_test_registered"
-
-
-@pytest.fixture
-def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    """Home Assistant's snapshots (stored in ``snapshots/``, registry ids left out)."""
-    return snapshot.use_extension(HomeAssistantSnapshotExtension)
 
 
 def event_type(hass: HomeAssistant) -> str | None:

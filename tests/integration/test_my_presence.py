@@ -14,7 +14,6 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, mock_restore_cache
-from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.sip_profiles.const import (
@@ -40,12 +39,6 @@ SELECT = "select.sip_alice_sip_test_my_presence"
 NOTE = "text.sip_alice_sip_test_presence_note"
 WATCHERS = "sensor.sip_alice_sip_test_watchers"
 PUBLISHING = {CONF_EXPIRES: 3600, CONF_KEEPALIVE: 30, CONF_PUBLISH_PRESENCE: True}
-
-
-@pytest.fixture
-def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    """Home Assistant's snapshots (stored in ``snapshots/``, registry ids left out)."""
-    return snapshot.use_extension(HomeAssistantSnapshotExtension)
 
 
 def publishing_entry(make_entry: Callable[..., MockConfigEntry], **kwargs: Any) -> MockConfigEntry:

@@ -20,7 +20,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.sip_profiles.const import CONF_ENABLED
@@ -45,12 +44,6 @@ def only_switches() -> Any:
     """Set up the switch platform alone."""
     with patch("custom_components.sip_profiles.PLATFORMS", [Platform.SWITCH]):
         yield
-
-
-@pytest.fixture
-def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    """Home Assistant's snapshots (stored in ``snapshots/``, registry ids left out)."""
-    return snapshot.use_extension(HomeAssistantSnapshotExtension)
 
 
 async def test_switch(

@@ -1,4 +1,4 @@
-"""SIP messages as text for logs and diagnostics, with credentials masked."""
+"""SIP messages as text for logs, diagnostics and the probe, with credentials masked."""
 
 from __future__ import annotations
 
@@ -6,17 +6,24 @@ import re
 
 from .auth import mask_authorization
 
-_CREDENTIAL_LINE = re.compile(
-    rb"^((?:Proxy-)?Authorization[ \t]*:[ \t]*)([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)",
-    re.IGNORECASE | re.MULTILINE,
-)
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
+_HEAD_END_RE = re.compile(r"\r?\n\r?\n")
+_FOLD_RE = re.compile(r"[ \t]*\r?\n[ \t]+")
+_LINE_RE = re.compile(r"\r?\n")
 
 
 def masked_text(data: bytes) -> str:
-    """Decode a message for display, replacing every digest answer's secrets with ``***``."""
+    """A SIP message as text, its Authorization and Proxy-Authorization values masked.
 
-    def mask(match: re.Match[bytes]) -> bytes:
-        value = match.group(2).decode("utf-8", "replace")
-        return match.group(1) + mask_authorization(" ".join(value.split())).encode()
-
-    return _CREDENTIAL_LINE.sub(mask, data).decode("utf-8", "replace")
+    Folded header lines are joined first, so a secret continued on the next line is masked too;
+    lines end in CRLF as on the wire, and the body is left as it is.
+    """
+    text = data.decode("utf-8", "replace")
+    parts = _HEAD_END_RE.split(text, maxsplit=1)
+    lines = _LINE_RE.split(_FOLD_RE.sub(" ", parts[0]))
+    for index, line in enumerate(lines):
+        name, colon, value = line.partition(":")
+        if colon and name.strip().lower() in _CREDENTIAL_HEADERS:
+            lines[index] = f"{name}: {mask_authorization(value.strip())}"
+    body = parts[1] if len(parts) > 1 else ""
+    return "\r\n".join(lines) + (f"\r\n\r\n{body.rstrip()}" if body.strip() else "")

@@ -26,7 +26,6 @@ import enum
 import getpass
 import os
 from pathlib import Path
-import re
 import signal
 import ssl
 import sys
@@ -34,7 +33,7 @@ from typing import TextIO
 
 import aiodns
 
-from ..auth import Credentials, mask_authorization
+from ..auth import Credentials
 from ..documents.pidf import MyPresence
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..publication import PublicationChanged, PublicationReason, PublicationState
@@ -54,6 +53,7 @@ from ..subscription import (
     SubscriptionState,
 )
 from ..target import Target, Transport
+from ..trace import masked_text
 from ..uri import SipUri, parse_sip_uri
 from ..useragent import ConnectionNeeded, MessageDropped, UserAgentEvent, UserAgentSettings
 from .resolver import LocationError
@@ -63,10 +63,6 @@ from .tls import client_ssl_context
 PROG = "probe"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_EXPIRES = 600
-_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
-_HEAD_END_RE = re.compile(r"\r?\n\r?\n")
-_FOLD_RE = re.compile(r"[ \t]*\r?\n[ \t]+")
-_LINE_RE = re.compile(r"\r?\n")
 
 
 class ExitCode(enum.IntEnum):
@@ -109,19 +105,6 @@ class ProbeError(Exception):
         self.code = code
 
 
-def masked_message(data: bytes) -> str:
-    """A SIP message as text, its Authorization and Proxy-Authorization values masked."""
-    text = data.decode("utf-8", "replace")
-    parts = _HEAD_END_RE.split(text, maxsplit=1)
-    lines = _LINE_RE.split(_FOLD_RE.sub(" ", parts[0]))
-    for index, line in enumerate(lines):
-        name, colon, value = line.partition(":")
-        if colon and name.strip().lower() in _CREDENTIAL_HEADERS:
-            lines[index] = f"{name}: {mask_authorization(value.strip())}"
-    body = parts[1] if len(parts) > 1 else ""
-    return "\n".join(lines) + (f"\n\n{body.rstrip()}" if body.strip() else "")
-
-
 def failure_code(reason: FailureReason | None) -> ExitCode:
     """The exit status for a failure ``reason`` (None: success)."""
     return ExitCode.OK if reason is None else _EXIT_CODES[reason]
@@ -154,7 +137,7 @@ class Console:
             self.say(f"keep-alive {arrow}")
             return
         self.say(f"{arrow} ({len(data)} bytes)")
-        print(masked_message(data), end="\n\n", file=self._out, flush=True)
+        print(masked_text(data).replace("\r\n", "\n"), end="\n\n", file=self._out, flush=True)
 
     def event(self, event: UserAgentEvent) -> None:
         """A user agent event, as far as a user wants to see it."""
