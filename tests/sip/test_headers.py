@@ -225,6 +225,11 @@ def test_via_unknown_transport_is_kept() -> None:
     assert parse_via("SIP/2.0/UNKNOWN t4.example.com;branch=z9hG4bKa").transport == "UNKNOWN"
 
 
+def test_via_protocol_name_is_case_insensitive() -> None:
+    via = parse_via("sip/2.0/tcp Host.Example.com")
+    assert (via.transport, via.host, via.port) == ("TCP", "host.example.com", None)
+
+
 def test_via_bad_rport_is_an_error_when_read() -> None:
     via = parse_via("SIP/2.0/UDP h;rport=abc")
     with pytest.raises(RemoteProtocolError):

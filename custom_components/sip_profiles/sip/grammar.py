@@ -114,6 +114,12 @@ def parse_params(text: str, separator: str = ";", *, strict: bool = False) -> Pa
     error, and a bare value must be a token or a host.
     """
     params: list[tuple[str, str | None]] = []
+    if separator == ";" and _PLAIN_PARAMS_RE.fullmatch(text):
+        # The usual case: no quotes, no white space; one match checks every name and value.
+        for item in text.split(";"):
+            name, equals, value = item.partition("=")
+            params.append((name.lower(), value if equals else None))
+        return tuple(params)
     for raw in split_outside_quotes(text, separator):
         simple = _SIMPLE_PARAM_RE.fullmatch(raw)
         if simple is not None:
@@ -169,3 +175,5 @@ _HOSTISH_RE = re.compile(r"\[?[0-9A-Fa-f:.]+\]?")
 _SIMPLE_PARAM_RE = re.compile(
     f"[ \t]*({TOKEN_CLASS}+)[ \t]*(?:=[ \t]*({TOKEN_CLASS}+|{_HOSTISH_RE.pattern})[ \t]*)?"
 )
+_PLAIN_PARAM = f"{TOKEN_CLASS}+(?:=(?:{TOKEN_CLASS}+|{_HOSTISH_RE.pattern}))?"
+_PLAIN_PARAMS_RE = re.compile(f"{_PLAIN_PARAM}(?:;{_PLAIN_PARAM})*")

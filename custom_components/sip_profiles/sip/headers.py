@@ -134,15 +134,15 @@ _UINT_MAX: Final = 2**32 - 1
 _CSEQ_MAX: Final = 2**31 - 1
 _UINT_RE = re.compile("[0-9]{1,10}")
 _CSEQ_RE = re.compile(f"[ \t]*([0-9]{{1,10}})[ \t]+({TOKEN_CLASS}+)[ \t]*")
-_VIA_RE = re.compile(
-    f"[ \t]*SIP[ \t]*/[ \t]*2\\.0[ \t]*/[ \t]*({TOKEN_CLASS}+)[ \t]+"
-    "(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.\\-]+)"
-    "(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*(?:;(.*))?",
-    re.DOTALL | re.IGNORECASE,
-)
 # Labels of letters and digits, hyphens only inside; written so that matching never backtracks.
 _LABEL = "[A-Za-z0-9]+(?:-+[A-Za-z0-9]+)*"
-_HOST_RE = re.compile(f"{_LABEL}(?:\\.{_LABEL})*\\.?")
+# Spelled-out letter cases instead of IGNORECASE, which slows every character class down.
+_VIA_RE = re.compile(
+    f"[ \t]*[Ss][Ii][Pp][ \t]*/[ \t]*2\\.0[ \t]*/[ \t]*({TOKEN_CLASS}+)[ \t]+"
+    f"(\\[[0-9A-Fa-f:.]+\\]|{_LABEL}(?:\\.{_LABEL})*\\.?)"
+    "(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*(?:;(.*))?",
+    re.DOTALL,
+)
 _DISPLAY_TOKENS_RE = re.compile(f"(?:{TOKEN_CLASS}|[ \t])*")
 _MEDIA_RE = re.compile("[ \t]*([^ \t/;]+)[ \t]*/[ \t]*([^ \t;]+)[ \t]*(?:;(.*))?", re.DOTALL)
 _RETRY_AFTER_RE = re.compile("[ \t]*([0-9]{1,10})[ \t]*(\\(.*\\))?[ \t]*(?:;(.*))?", re.DOTALL)
@@ -382,8 +382,6 @@ def parse_via(text: str) -> Via:
         host = host[1:-1]
         if ":" not in host:
             raise RemoteProtocolError(f"bad Via host {text!r}")
-    elif not _HOST_RE.fullmatch(host):
-        raise RemoteProtocolError(f"bad Via host {text!r}")
     port = None
     if port_text is not None:
         port = int(port_text)
@@ -612,9 +610,9 @@ class Headers:
         known_keys = _KEYS_BY_SPELLING
         for line in lines:
             name, colon, value = line.partition(":")
-            name = name.rstrip(WSP)
             key = known_keys.get(name)
             if key is None:
+                name = name.rstrip(WSP)
                 if not is_token(name):
                     raise RemoteProtocolError(f"bad header line {line!r}")
                 key = _key(name)

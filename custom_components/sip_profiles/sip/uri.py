@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 import re
 from typing import cast
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from .errors import RemoteProtocolError
 from .grammar import Params, param
@@ -41,6 +41,12 @@ _SCHEME_RE = re.compile("[A-Za-z][A-Za-z0-9+\\-.]*")
 # Whatever follows the scheme of a URI we do not interpret: visible characters, no brackets.
 _OPAQUE_RE = re.compile('[^\\x00-\\x20\\x7f<>"]+')
 _BAD_ESCAPE_RE = re.compile("%(?![0-9A-Fa-f]{2})")
+# The octet of every two hex digits that may follow "%", each digit in either case.
+_OCTETS = {
+    (high + low).encode(): bytes((int(high + low, 16),))
+    for high in "0123456789abcdefABCDEF"
+    for low in "0123456789abcdefABCDEF"
+}
 
 # What quote() may leave bare in each part, beyond letters, digits and "_.-~".
 _USER_SAFE = "!*'()&=+$,;?/"
@@ -210,7 +216,14 @@ def _unescape(text: str) -> str:
     # Escaped octets that are not UTF-8 survive as surrogates, so printing restores them.
     if "%" not in text:
         return text
-    return unquote(text, errors="surrogateescape")
+    first, *escaped = text.encode("utf-8", "surrogateescape").split(b"%")
+    octets = [first]
+    for chunk in escaped:
+        octet = _OCTETS.get(chunk[:2])
+        if octet is None:
+            raise RemoteProtocolError(f"bad %-escape in {text!r}")
+        octets += (octet, chunk[2:])
+    return b"".join(octets).decode("utf-8", "surrogateescape")
 
 
 def _escape(text: str, safe: str) -> str:
