@@ -15,8 +15,9 @@ TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 TOKEN_CLASS = r"[A-Za-z0-9\-.!%*_+`'~]"  # noqa: S105 - a character class, not a secret
 """The regular-expression character class of token characters."""
 _TOKEN_RE = re.compile(TOKEN_CLASS + "+")
-# quoted-string content: any character, a backslash escaping the one after it.
-_QUOTED_RE = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
+# quoted-string content: any character, a backslash escaping the one after it; written as
+# runs of plain characters between escapes, which the engine reads faster than an alternation.
+_QUOTED_RE = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"', re.DOTALL)
 _QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
 # LWS = [*WSP CRLF] 1*WSP ; after unfolding only spaces and tabs remain.
 WSP = " \t"

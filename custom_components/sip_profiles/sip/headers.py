@@ -143,7 +143,8 @@ _VIA_RE = re.compile(
     "(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*(?:;(.*))?",
     re.DOTALL,
 )
-_DISPLAY_TOKENS_RE = re.compile(f"(?:{TOKEN_CLASS}|[ \t])*")
+# Tokens and the white space between them: the token class with space and tab added.
+_DISPLAY_TOKENS_RE = re.compile(f"{TOKEN_CLASS[:-1]} \t]*")
 _MEDIA_RE = re.compile("[ \t]*([^ \t/;]+)[ \t]*/[ \t]*([^ \t;]+)[ \t]*(?:;(.*))?", re.DOTALL)
 _RETRY_AFTER_RE = re.compile("[ \t]*([0-9]{1,10})[ \t]*(\\(.*\\))?[ \t]*(?:;(.*))?", re.DOTALL)
 
