@@ -143,6 +143,28 @@ def test_several_challenges_in_one_value_are_split() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        rfc7616_challenge("SHA-256"),
+        RFC2617_CHALLENGE,
+        'DIGEST  realm = "a \\"b\\" c" ,nonce=n1,stale=TRUE,algorithm=md5-sess, opaque=""',
+        'digest realm="r", nonce="n", qop="auth-conf"',
+        'Digest realm="r", nonce="n", realm="s"',
+    ],
+)
+def test_one_digest_challenge_reads_as_it_does_among_others(value: str) -> None:
+    # A lone Digest challenge is read in one pass; among other schemes, item by item.
+    among_others = f'Basic realm="x", {value}, NTLM'
+    try:
+        alone = parse_challenges(value, proxy=False)
+    except RemoteProtocolError:
+        with pytest.raises(RemoteProtocolError):
+            parse_challenges(among_others, proxy=False)
+        return
+    assert alone == parse_challenges(among_others, proxy=False)
+
+
 # Formulas computed independently -----------------------------------------------------------
 
 

@@ -370,6 +370,18 @@ def test_headers_lookup_is_case_insensitive_and_knows_compact_forms() -> None:
     assert len(headers) == 3
 
 
+def test_lines_spell_names_as_usual_and_leave_out_one_header() -> None:
+    headers = Headers(
+        [("v", "SIP/2.0/UDP a"), ("l", "0"), ("x-Custom", "1"), ("CONTENT-LENGTH", "9")]
+    )
+    assert headers.lines(without="Content-Length") == ["Via: SIP/2.0/UDP a", "x-Custom: 1"]
+    assert headers.lines(without="X-CUSTOM") == [
+        "Via: SIP/2.0/UDP a",
+        "Content-Length: 0",
+        "Content-Length: 9",
+    ]
+
+
 def test_get_list_keeps_commas_inside_quotes_and_brackets() -> None:
     headers = Headers([("Contact", '"a, b" <sip:x@y;p=1,2>, <sip:z@w>')])
     assert headers.get_list("Contact") == ['"a, b" <sip:x@y;p=1,2>', "<sip:z@w>"]

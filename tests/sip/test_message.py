@@ -7,7 +7,7 @@ import random
 import pytest
 
 from custom_components.sip_profiles.sip.errors import LocalProtocolError, RemoteProtocolError
-from custom_components.sip_profiles.sip.headers import STAR, CSeq, Headers
+from custom_components.sip_profiles.sip.headers import STAR, CSeq, Headers, Via, parse_via
 from custom_components.sip_profiles.sip.message import (
     MAX_HEADERS,
     MAX_MESSAGE_SIZE,
@@ -86,6 +86,18 @@ def test_request_fields() -> None:
     assert request.event is None
     assert request.subscription_state is None
     assert request.body == b""
+
+
+def test_a_remembered_top_via_is_read_back_until_the_fields_change() -> None:
+    via = Via("UDP", "192.0.2.4", 5062, (("branch", "z9hG4bKmine"), ("rport", None)))
+    request = Request(
+        "OPTIONS", parse_uri("sip:example.com"), Headers([("Via", str(via)), ("CSeq", "1 OPTIONS")])
+    )
+    request.remember_top_via(via)
+    assert request.top_via is via
+    assert parse_via(str(via)) == via
+    request.headers.set("Via", "SIP/2.0/TCP other.example.com;branch=z9hG4bKtheirs")
+    assert request.top_via.branch == "z9hG4bKtheirs"
 
 
 def test_compact_forms_and_body() -> None:

@@ -17,7 +17,9 @@ TOKEN_CLASS = r"[A-Za-z0-9\-.!%*_+`'~]"  # noqa: S105 - a character class, not a
 _TOKEN_RE = re.compile(TOKEN_CLASS + "+")
 # quoted-string content: any character, a backslash escaping the one after it; written as
 # runs of plain characters between escapes, which the engine reads faster than an alternation.
-_QUOTED_RE = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"', re.DOTALL)
+QUOTED_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+"""The pattern of a quoted-string, quotes included (match with DOTALL); see unescape_quoted."""
+_QUOTED_RE = re.compile(QUOTED_STRING, re.DOTALL)
 _QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
 # LWS = [*WSP CRLF] 1*WSP ; after unfolding only spaces and tabs remain.
 WSP = " \t"
@@ -51,10 +53,15 @@ def read_quoted(text: str, start: int) -> tuple[str, int]:
     match = _QUOTED_RE.match(text, start)
     if match is None:
         raise RemoteProtocolError(f"unterminated quoted string in {text!r}")
-    content = match.group(1)
+    return unescape_quoted(match.group()), match.end()
+
+
+def unescape_quoted(quoted: str) -> str:
+    """The text a quoted-string (a match of QUOTED_STRING) stands for."""
+    content = quoted[1:-1]
     if "\\" in content:
-        content = _QUOTED_PAIR_RE.sub(r"\1", content)
-    return content, match.end()
+        return _QUOTED_PAIR_RE.sub(r"\1", content)
+    return content
 
 
 def unquote(value: str) -> str:

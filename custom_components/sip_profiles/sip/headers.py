@@ -557,8 +557,20 @@ class Headers:
         return isinstance(name, str) and _key(name) in self._lookup()
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        """The ``(name, value)`` fields in order."""
-        return ((canonical_name(name), value) for _, name, value in self._fields)
+        """The ``(name, value)`` fields in order, names in their usual spelling."""
+        # The lookup key names the same header as the spelling, without lower-casing it again.
+        names = _CANONICAL_NAMES
+        return ((names.get(key, name), value) for key, name, value in self._fields)
+
+    def lines(self, without: str) -> list[str]:
+        """Each field as a ``Name: value`` line, in order, except those called ``without``."""
+        omitted = _key(without)
+        names = _CANONICAL_NAMES
+        return [
+            f"{names.get(key, name)}: {value}"
+            for key, name, value in self._fields
+            if key != omitted
+        ]
 
     def __len__(self) -> int:
         """The number of fields."""

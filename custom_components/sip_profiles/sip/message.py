@@ -132,6 +132,13 @@ class Request(_Fields):
     headers: Headers
     body: bytes = b""
 
+    def remember_top_via(self, via: Via) -> None:
+        """Take ``via``, built by the caller as the topmost Via field, as that field's value.
+
+        Reading :attr:`top_via` back then costs no parse.
+        """
+        self.headers.typed("top_via", lambda _: via)
+
     def to_bytes(self) -> bytes:
         """The request on the wire; Content-Length is written from the body."""
         if not is_token(self.method):
@@ -307,7 +314,7 @@ def _response(line: str, headers: Headers, body: bytes) -> Response:
 
 def _serialize(start_line: str, headers: Headers, body: bytes) -> bytes:
     lines = [start_line]
-    lines += [f"{name}: {value}" for name, value in headers if name != "Content-Length"]
+    lines += headers.lines(without="Content-Length")
     lines.append(f"Content-Length: {len(body)}\r\n\r\n")
     return "\r\n".join(lines).encode() + body
 

@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 import random
+from typing import Final
 
 from .auth import ChallengeOutcome, DigestClient
 from .backoff import Backoff, BackoffPolicy
@@ -187,7 +188,11 @@ class Registration(Outbox[RegistrationEvent]):
     ) -> None:
         """Create an idle registration; ``register()`` starts it."""
         super().__init__()
-        self.settings = settings
+        self.settings: Final = settings
+        # Text written into every REGISTER, made once: the settings never change.
+        self._address_of_record = str(NameAddr(settings.aor, settings.display_name))
+        self._request_uri = str(settings.request_uri)
+        self._contact_params = _contact_params(settings)
         self._digest = digest
         self._dialog = _Dialog(call_id=call_id, from_tag=from_tag)
         self._backoff = Backoff(backoff, rng)
@@ -360,21 +365,21 @@ class Registration(Outbox[RegistrationEvent]):
 
     def _build(self, operation: Operation, *, remove_all: bool = False) -> Request:
         settings = self.settings
-        self._dialog.cseq += 1
-        to = NameAddr(settings.aor, settings.display_name)
+        dialog = self._dialog
+        dialog.cseq += 1
         headers = Headers(
             [
-                ("From", f"{to};tag={self._dialog.from_tag}"),
-                ("To", str(to)),
-                ("Call-ID", self._dialog.call_id),
-                ("CSeq", f"{self._dialog.cseq} REGISTER"),
+                ("From", f"{self._address_of_record};tag={dialog.from_tag}"),
+                ("To", self._address_of_record),
+                ("Call-ID", dialog.call_id),
+                ("CSeq", f"{dialog.cseq} REGISTER"),
             ]
         )
         if operation is Operation.REGISTER:
             contact = self._contact
             if contact is None:
                 raise LocalProtocolError("no Contact address is known yet")
-            contacts = [str(NameAddr(contact, params=self._contact_params()))]
+            contacts = [str(NameAddr(contact, params=self._contact_params))]
             if self._stale_contact is not None:
                 contacts.append(f"<{self._stale_contact}>;expires=0")
             headers.add("Contact", ", ".join(contacts))
@@ -388,21 +393,9 @@ class Registration(Outbox[RegistrationEvent]):
             headers.add("Expires", "0")
         if settings.supported:
             headers.add("Supported", ", ".join(settings.supported))
-        request_uri = str(settings.request_uri)
-        for name, value in self._digest.authorization_headers("REGISTER", request_uri):
+        for name, value in self._digest.authorization_headers("REGISTER", self._request_uri):
             headers.add(name, value)
         return Request("REGISTER", settings.request_uri, headers)
-
-    def _contact_params(self) -> Params:
-        settings = self.settings
-        params: list[tuple[str, str | None]] = []
-        if settings.contact_q is not None:
-            params.append(("q", f"{settings.contact_q:.3g}"))
-        if settings.instance_id is not None:
-            params.append(("+sip.instance", f"<{settings.instance_id}>"))
-        if settings.reg_id is not None:
-            params.append(("reg-id", str(settings.reg_id)))
-        return tuple(params)
 
     def _on_challenge(self, pending: _Pending, response: Response, now: float) -> None:
         name = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
@@ -559,15 +552,15 @@ class Registration(Outbox[RegistrationEvent]):
         result: list[Binding] = []
         for contact in contacts:
             expires_text = contact.param("expires")
-            q_text = contact.param("q")
+            uri = str(contact.uri)
             result.append(
                 Binding(
-                    contact=str(contact.uri),
+                    contact=uri,
                     expires=int(expires_text)
                     if expires_text and expires_text.isdigit()
                     else header_expires,
-                    q=_float_or_none(q_text),
-                    ours=ours is not None and _same_contact(str(contact.uri), ours),
+                    q=_float_or_none(contact.param("q")),
+                    ours=ours is not None and _same_contact(uri, ours),
                 )
             )
         return tuple(result)
@@ -609,6 +602,18 @@ def _float_or_none(text: str | None) -> float | None:
         return float(text) if text else None
     except ValueError:
         return None
+
+
+def _contact_params(settings: RegistrationSettings) -> Params:
+    """The parameters our Contact carries: q, +sip.instance and reg-id as configured."""
+    params: list[tuple[str, str | None]] = []
+    if settings.contact_q is not None:
+        params.append(("q", f"{settings.contact_q:.3g}"))
+    if settings.instance_id is not None:
+        params.append(("+sip.instance", f"<{settings.instance_id}>"))
+    if settings.reg_id is not None:
+        params.append(("reg-id", str(settings.reg_id)))
+    return tuple(params)
 
 
 __all__ = [

@@ -536,6 +536,7 @@ class UserAgent:
         request.headers = request.headers._framed(
             routing, [("User-Agent", self.settings.user_agent)]
         )
+        request.remember_top_via(via)
         transaction = ClientTransaction(request, target, now, self.settings.timers)
         key = (transaction.branch, transaction.method)
         self._client[key] = transaction
