@@ -43,8 +43,9 @@ MAX_HEADERS: Final = 256
 
 _VERSION: Final = "SIP/2.0"
 _CONTINUATION_RE = re.compile("\r\n[ \t]+")
-_STATUS_RE = re.compile("[1-6][0-9][0-9]")
-_REASON_RE = re.compile("[^\x00-\x08\x0a-\x1f\x7f]*")
+_REASON_CHARS = "[^\x00-\x08\x0a-\x1f\x7f]*"
+_REASON_RE = re.compile(_REASON_CHARS)
+_STATUS_LINE_RE = re.compile(f"[Ss][Ii][Pp]/2\\.0 ([1-6][0-9][0-9]) ({_REASON_CHARS})")
 _CALL_ID_RE = re.compile("[^\x00-\x20\x7f]+")
 _CONTENT_LENGTH_RE = re.compile(
     "^(?:content-length|l)[ \t]*:[ \t]*(.*?)[ \t]*$", re.IGNORECASE | re.MULTILINE
@@ -304,12 +305,10 @@ def _request(line: str, headers: Headers, body: bytes) -> Request:
 
 
 def _response(line: str, headers: Headers, body: bytes) -> Response:
-    parts = line.split(" ", 2)
-    if len(parts) != 3 or parts[0].upper() != _VERSION or not _STATUS_RE.fullmatch(parts[1]):
+    match = _STATUS_LINE_RE.fullmatch(line)
+    if match is None:
         raise RemoteProtocolError(f"bad status line {line!r}")
-    if not _REASON_RE.fullmatch(parts[2]):
-        raise RemoteProtocolError(f"bad reason phrase {parts[2]!r}")
-    return Response(int(parts[1]), parts[2], headers, body)
+    return Response(int(match.group(1)), match.group(2), headers, body)
 
 
 def _serialize(start_line: str, headers: Headers, body: bytes) -> bytes:

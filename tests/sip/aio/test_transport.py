@@ -197,14 +197,18 @@ async def test_udp_datagram_from_any_source_is_delivered(
     stranger, _ = await asyncio.get_running_loop().create_datagram_endpoint(
         asyncio.DatagramProtocol, remote_addr=("127.0.0.1", local_port)
     )
+    echo = Target(Transport.UDP, "127.0.0.1", udp_echo)
     try:
-        stranger.sendto(NOTIFY)
-        source_port = stranger.get_extra_info("sockname")[1]
-
-        assert await recorder.message() == (
-            NOTIFY,
-            Target(Transport.UDP, "127.0.0.1", source_port),
-        )
+        stranger_target = Target(Transport.UDP, "127.0.0.1", stranger.get_extra_info("sockname")[1])
+        # Alternating sources: each datagram names the peer it came from.
+        for _ in range(2):
+            stranger.sendto(NOTIFY)
+            assert await recorder.message() == (NOTIFY, stranger_target)
+            layer.send(echo, OPTIONS)
+            assert await recorder.message() == (OPTIONS, echo)
+        # Leading CRLFs before a message do not make it a keep-alive.
+        stranger.sendto(b"\r\n" + NOTIFY)
+        assert await recorder.message() == (b"\r\n" + NOTIFY, stranger_target)
     finally:
         stranger.close()
 

@@ -265,6 +265,8 @@ class _DatagramFlow(asyncio.DatagramProtocol):
     def __init__(self, counters: _Counters, deliver: Callable[[bytes, Target], None]) -> None:
         self._counters = counters
         self._deliver = deliver
+        # Datagrams mostly come from one peer: its Target is made once, not per datagram.
+        self._last_source: tuple[tuple[str | Any, int], Target] | None = None
         self.transport: asyncio.DatagramTransport | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -283,11 +285,17 @@ class _DatagramFlow(asyncio.DatagramProtocol):
         counters.bytes_in += len(data)
         if not data:
             counters.malformed_dropped += 1
-        elif not data.strip(_KEEPALIVE_BYTES):
+        elif data[0] in _KEEPALIVE_BYTES and not data.strip(_KEEPALIVE_BYTES):
             counters.keepalives_seen += 1
         else:
-            # IPv6 addresses come as (host, port, flowinfo, scope_id).
-            self._deliver(data, Target(Transport.UDP, str(addr[0]), int(addr[1])))
+            last = self._last_source
+            if last is not None and last[0] == addr:
+                source = last[1]
+            else:
+                # IPv6 addresses come as (host, port, flowinfo, scope_id).
+                source = Target(Transport.UDP, str(addr[0]), int(addr[1]))
+                self._last_source = (addr, source)
+            self._deliver(data, source)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors on an unconnected socket name no flow; the core's timers notice the
