@@ -198,6 +198,9 @@ class Registration(Outbox[RegistrationEvent]):
         self._backoff = Backoff(backoff, rng)
         self._expires = settings.expires
         self._contact: SipUri | None = None
+        # The contact as text, and as our Contact field with its parameters, made when it is set.
+        self._contact_text: str | None = None
+        self._contact_field = ""
         self._stale_contact: SipUri | None = None
         self._status = RegistrationStatus(RegistrationState.UNREGISTERED)
         self._enabled = False
@@ -240,6 +243,8 @@ class Registration(Outbox[RegistrationEvent]):
         if contact == self._contact:
             return
         previous, self._contact = self._contact, contact
+        self._contact_text = str(contact)
+        self._contact_field = str(NameAddr(contact, params=self._contact_params))
         # The address the registrar saw belongs to the old flow; the next answer tells the new one.
         self._set_status(replace(self._status, public_address=None))
         if self._enabled and previous is not None and self.state is RegistrationState.REGISTERED:
@@ -376,17 +381,16 @@ class Registration(Outbox[RegistrationEvent]):
             ]
         )
         if operation is Operation.REGISTER:
-            contact = self._contact
-            if contact is None:
+            if self._contact is None:
                 raise LocalProtocolError("no Contact address is known yet")
-            contacts = [str(NameAddr(contact, params=self._contact_params))]
+            contacts = [self._contact_field]
             if self._stale_contact is not None:
                 contacts.append(f"<{self._stale_contact}>;expires=0")
             headers.add("Contact", ", ".join(contacts))
             headers.add("Expires", str(self._expires))
         elif operation is Operation.UNREGISTER:
-            if self._contact is not None:
-                headers.add("Contact", f"<{self._contact}>")
+            if self._contact_text is not None:
+                headers.add("Contact", f"<{self._contact_text}>")
             headers.add("Expires", "0")
         elif remove_all:
             headers.add("Contact", STAR)
@@ -448,7 +452,7 @@ class Registration(Outbox[RegistrationEvent]):
                     reason_phrase=response.reason,
                     expires=granted,
                     refresh_at=now + max(granted * REFRESH_RATIO, 1.0),
-                    contact=str(self._contact) if self._contact else None,
+                    contact=self._contact_text,
                     public_address=_public_address(response),
                     bindings=bindings,
                 )
@@ -548,7 +552,7 @@ class Registration(Outbox[RegistrationEvent]):
             return ()
         if contacts == STAR:
             return ()
-        ours = str(self._contact) if self._contact else None
+        ours = self._contact_text
         result: list[Binding] = []
         for contact in contacts:
             expires_text = contact.param("expires")
