@@ -83,7 +83,6 @@ _DIGEST_ONLY_RE = re.compile(
     f"[ \t]*[Dd][Ii][Gg][Ee][Ss][Tt][ \t]+{_DIRECTIVE}(?:[ \t]*,[ \t]*{_DIRECTIVE})*[ \t]*",
     re.DOTALL,
 )
-_LINE_BREAKING = frozenset("\r\n\0")
 _SECRET_DIRECTIVES = frozenset({"response", "cnonce", "nonce", "nextnonce", "rspauth"})
 _MASK = '"***"'
 
@@ -98,7 +97,7 @@ class Credentials:
 
     def __post_init__(self) -> None:
         """Refuse a username that could not be written into a header."""
-        if _LINE_BREAKING.intersection(self.username):
+        if _breaks_lines(self.username):
             raise LocalProtocolError("a username must not contain line breaks or NUL")
 
 
@@ -175,7 +174,7 @@ def parse_challenges(value: str, *, proxy: bool) -> list[Challenge]:
     Other schemes (``Basic``, ``NTLM``, ...) and Digest challenges with an algorithm or qop
     we do not support are skipped. A malformed value raises RemoteProtocolError.
     """
-    if _LINE_BREAKING.intersection(value):
+    if _breaks_lines(value):
         raise RemoteProtocolError("line break or NUL in an authentication header")
     if _DIGEST_ONLY_RE.fullmatch(value):
         params = tuple(
@@ -312,7 +311,7 @@ class DigestClient:
         """
         if not is_token(method):
             raise LocalProtocolError(f"bad method {method!r}")
-        if _LINE_BREAKING.intersection(uri):
+        if _breaks_lines(uri):
             raise LocalProtocolError("a Request-URI must not contain line breaks or NUL")
         headers: list[tuple[str, str]] = []
         for answer in self._answers.values():
@@ -435,3 +434,8 @@ def mask_authorization(value: str) -> str:
             directives.append(f"{name}={_MASK}" if name.lower() in _SECRET_DIRECTIVES else item)
         masked.append(" ".join((scheme, ", ".join(directives))).rstrip(WSP))
     return ", ".join(masked)
+
+
+def _breaks_lines(text: str) -> bool:
+    """Whether ``text`` holds a CR, LF or NUL, which would end or corrupt a header line."""
+    return "\r" in text or "\n" in text or "\0" in text
