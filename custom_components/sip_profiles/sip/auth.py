@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 import functools
 import hashlib
+import os
 import re
-import secrets
 from typing import TYPE_CHECKING
 
 from .errors import LocalProtocolError, RemoteProtocolError
@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from _hashlib import HASH
 
 
+_HASH_NAMES = {"MD5": "md5", "SHA-256": "sha256", "SHA-512-256": "sha512_256"}
+_STRENGTH = {"MD5": 0, "SHA-256": 1, "SHA-512-256": 2}
+
+
 class Algorithm(Enum):
     """A digest algorithm; the value is its name in the ``algorithm`` directive."""
 
@@ -44,35 +48,32 @@ class Algorithm(Enum):
     SHA_512_256 = "SHA-512-256"
     SHA_512_256_SESS = "SHA-512-256-sess"
 
-    @property
-    def session(self) -> bool:
-        """Whether A1 mixes in the nonce and cnonce (the ``-sess`` variants)."""
-        return self.value.endswith("-sess")
+    session: bool
+    """Whether A1 mixes in the nonce and cnonce (the ``-sess`` variants)."""
+    strength: int
+    """Rank for choosing among challenges; a ``-sess`` variant ranks with its base."""
+    available: bool
+    """Whether this Python's hashlib has the hash function."""
 
-    @property
-    def strength(self) -> int:
-        """Rank for choosing among challenges; a ``-sess`` variant ranks with its base."""
-        return _STRENGTH[self.value.removesuffix("-sess")]
+    def __init__(self, value: str) -> None:
+        # Plain attributes, set once: each request reads them, and an enum's properties and
+        # hashing are Python calls.
+        base = value.removesuffix("-sess")
+        name = _HASH_NAMES[base]
+        self.session = base != value
+        self.strength = _STRENGTH[base]
+        self.available = name in hashlib.algorithms_available
+        # The named constructors (hashlib.md5) are about twice as fast as hashlib.new(name).
+        self._new_hash: Callable[[bytes], HASH] = getattr(hashlib, name, None) or (
+            functools.partial(hashlib.new, name)
+        )
 
     def hexdigest(self, data: bytes) -> str:
         """The lower-case hex hash of ``data`` with this algorithm's hash function."""
-        return _HASHES[self](data).hexdigest()
+        return self._new_hash(data).hexdigest()
 
 
-_HASH_NAMES = {"MD5": "md5", "SHA-256": "sha256", "SHA-512-256": "sha512_256"}
-_STRENGTH = {"MD5": 0, "SHA-256": 1, "SHA-512-256": 2}
-_BY_NAME = {
-    algorithm.value.lower(): algorithm
-    for algorithm in Algorithm
-    if _HASH_NAMES[algorithm.value.removesuffix("-sess")] in hashlib.algorithms_available
-}
-# The hash constructor of each algorithm available here; the named ones (hashlib.md5) are
-# about twice as fast as hashlib.new(name).
-_HASHES: dict[Algorithm, Callable[[bytes], HASH]] = {
-    algorithm: getattr(hashlib, name, None) or functools.partial(hashlib.new, name)
-    for algorithm in _BY_NAME.values()
-    for name in (_HASH_NAMES[algorithm.value.removesuffix("-sess")],)
-}
+_BY_NAME = {algorithm.value.lower(): algorithm for algorithm in Algorithm if algorithm.available}
 _KNOWN_QOP = frozenset({"auth", "auth-int"})
 _SCHEME_RE = re.compile(r"([^ \t=]+)[ \t]*(.*)", re.DOTALL)
 _DIRECTIVE = f"({TOKEN_CLASS}+)[ \t]*=[ \t]*({QUOTED_STRING}|{TOKEN_CLASS}+)"
@@ -242,7 +243,7 @@ class DigestClient:
         self,
         credentials: Sequence[Credentials],
         *,
-        cnonce_factory: Callable[[], str] = lambda: secrets.token_hex(16),
+        cnonce_factory: Callable[[], str] = lambda: os.urandom(16).hex(),
     ) -> None:
         """Hold ``credentials`` (the first one matching a realm wins, realm None last)."""
         self._credentials = tuple(credentials)
