@@ -1,6 +1,7 @@
 """REGISTER-with-digest round trip on loopback UDP: our stack against sipp, on one Kamailio.
 
-Run with ``python -m benchmarks.register_roundtrip [--count N] [--rounds R] [--profile]``.
+Run with ``python -m benchmarks.register_roundtrip [--count N] [--rounds R] [--profile]
+[--hold-cpus-awake]``.
 
 What is measured, the same for both: a fresh registration, i.e. two round trips. The clock
 starts when the first REGISTER (no credentials) has been sent and stops when the final 200 OK
@@ -34,6 +35,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Iterator
+import contextlib
 import cProfile
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +45,7 @@ import re
 import resource
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -199,7 +203,8 @@ class _OurClient:
 async def measure_ours(server: KamailioServer, count: int) -> list[tuple[float, float]]:
     """``count`` fresh registrations by our stack, one at a time; seconds each, as above.
 
-    Each is a pair: to the final 200 and to the REGISTERED state. The CPU time of the whole run is added to ``CPU_SECONDS["ours"]``.
+    Each is a pair: to the final 200 and to the REGISTERED state. The CPU time of the whole
+    run is added to ``CPU_SECONDS["ours"]``.
     """
     host, port = server.address("udp")
     settings = UserAgentSettings(
@@ -329,12 +334,32 @@ def report(ours: list[tuple[float, float]], sipp: list[float]) -> None:
     )
 
 
+@contextlib.contextmanager
+def cpus_held_awake() -> Iterator[None]:
+    """Keep every CPU out of idle states while the context lasts.
+
+    A 0 us request in ``/dev/cpu_dma_latency`` (Linux PM QoS), as latency benchmarks often make:
+    an idle CPU then polls instead of halting. Waking a halted CPU costs both clients alike, but
+    on a virtual machine the host may meanwhile run other work on that core, and refilling
+    its caches costs a Python process more than a small C one. The option shows how much of
+    the gap that is.
+    """
+    with open("/dev/cpu_dma_latency", "wb", buffering=0) as request:
+        request.write(struct.pack("i", 0))
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.register_roundtrip")
     parser.add_argument("--count", type=int, default=200, help="registrations per client")
     parser.add_argument("--rounds", type=int, default=4, help="alternations of ours and sipp")
     parser.add_argument(
         "--profile", action="store_true", help="cProfile our side (CPU time), print the top 25"
+    )
+    parser.add_argument(
+        "--hold-cpus-awake",
+        action="store_true",
+        help="keep every CPU out of idle states during the runs (Linux PM QoS; needs root)",
     )
     args = parser.parse_args(argv)
     sipp = shutil.which("sipp")
@@ -346,7 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     theirs: list[float] = []
     # CPU time, not wall time: a process waiting for a core must not be charged to a function.
     profiler = cProfile.Profile(time.process_time) if args.profile else None
-    with tempfile.TemporaryDirectory(prefix="sipp-") as workdir, KamailioServer() as server:
+    with contextlib.ExitStack() as stack:
+        if args.hold_cpus_awake:
+            stack.enter_context(cpus_held_awake())
+        workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sipp-"))
+        server = stack.enter_context(KamailioServer())
         asyncio.run(measure_ours(server, 5))  # warm up imports, caches and Kamailio
         CPU_SECONDS["ours"] = 0.0
         for _ in range(args.rounds):
@@ -357,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
                 profiler.disable()
             theirs += measure_sipp(sipp, server, per_round, Path(workdir))
     report(ours, theirs)
+    if args.hold_cpus_awake:
+        print("CPUs held out of idle states during the runs (PM QoS request of 0 us)")
     if profiler is not None:
         print("\nWhere our side spends its CPU time (cumulative, top 25):")
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
