@@ -8,7 +8,7 @@ last nonce, so later requests answer pre-emptively with the next nonce count.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 import functools
@@ -22,7 +22,6 @@ from .grammar import (
     QUOTED_STRING,
     TOKEN_CLASS,
     WSP,
-    Params,
     is_token,
     parse_params,
     quote,
@@ -142,29 +141,40 @@ def _split_schemes(value: str) -> list[tuple[str, list[str]]]:
     return schemes
 
 
-def _parse_digest(params: Params, *, proxy: bool) -> Challenge | None:
+def _directives(pairs: Iterable[tuple[str, str | None]]) -> dict[str, str]:
+    """Directive name (lower case) -> value; one without ``=`` reads as the empty string."""
+    directives: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        if key in directives:
+            raise RemoteProtocolError(f"repeated directive {key!r} in a Digest challenge")
+        directives[key] = "" if value is None else value
+    return directives
+
+
+def _parse_digest(directives: dict[str, str], *, proxy: bool) -> Challenge | None:
     """Read one Digest challenge's directives; None when it asks for what we do not support."""
-    # A directive without "=" reads as the empty string, as grammar.param has it.
-    directives = {name: "" if value is None else value for name, value in params}
-    if len(directives) != len(params):
-        raise RemoteProtocolError(f"repeated directive in Digest challenge {params!r}")
     realm = directives.get("realm")
     nonce = directives.get("nonce")
     if realm is None or nonce is None:
         raise RemoteProtocolError("Digest challenge without realm or nonce")
     algorithm = _BY_NAME.get((directives.get("algorithm") or "MD5").lower())
-    qop = frozenset(
-        item.strip(WSP).lower() for item in directives.get("qop", "").split(",") if item.strip(WSP)
-    )
+    qop_text = directives.get("qop", "")
+    if "," in qop_text:
+        qop = frozenset(item.strip(WSP).lower() for item in qop_text.split(",") if item.strip(WSP))
+    else:  # one option, the usual case
+        only = qop_text.strip(WSP).lower()
+        qop = frozenset((only,)) if only else frozenset()
     if algorithm is None or (qop and not qop & _KNOWN_QOP):
         return None
+    stale = directives.get("stale")
     return Challenge(
         realm=realm,
         nonce=nonce,
         algorithm=algorithm,
         qop=qop,
         opaque=directives.get("opaque"),
-        stale=directives.get("stale", "").lower() == "true",
+        stale=stale is not None and stale.lower() == "true",
         proxy=proxy,
     )
 
@@ -178,17 +188,20 @@ def parse_challenges(value: str, *, proxy: bool) -> list[Challenge]:
     if _breaks_lines(value):
         raise RemoteProtocolError("line break or NUL in an authentication header")
     if _DIGEST_ONLY_RE.fullmatch(value):
-        params = tuple(
-            (name.lower(), unescape_quoted(raw) if raw.startswith('"') else raw)
-            for name, raw in _DIRECTIVE_RE.findall(value)
+        directives = _directives(
+            [
+                (name, unescape_quoted(raw) if raw.startswith('"') else raw)
+                for name, raw in _DIRECTIVE_RE.findall(value)
+            ]
         )
-        challenge = _parse_digest(params, proxy=proxy)
+        challenge = _parse_digest(directives, proxy=proxy)
         return [] if challenge is None else [challenge]
     challenges: list[Challenge] = []
     for scheme, items in _split_schemes(value):
         if scheme.lower() != "digest":
             continue
-        challenge = _parse_digest(parse_params(",".join(items), ","), proxy=proxy)
+        params = parse_params(",".join(items), ",")
+        challenge = _parse_digest(_directives(params), proxy=proxy)
         if challenge is not None:
             challenges.append(challenge)
     return challenges
@@ -251,8 +264,13 @@ class DigestClient:
         self._answers: dict[tuple[bool, str], _RealmAnswer] = {}
 
     def _credentials_for(self, realm: str) -> Credentials | None:
-        exact = next((item for item in self._credentials if item.realm == realm), None)
-        return exact or next((item for item in self._credentials if item.realm is None), None)
+        fallback = None
+        for credentials in self._credentials:
+            if credentials.realm == realm:
+                return credentials
+            if credentials.realm is None and fallback is None:
+                fallback = credentials
+        return fallback
 
     def handle_challenge(self, status: int, challenge_values: Sequence[str]) -> ChallengeOutcome:
         """Take the challenges of a 401 (``WWW-Authenticate``) or 407 (``Proxy-Authenticate``).
@@ -359,7 +377,7 @@ class DigestClient:
             f"realm={quote(challenge.realm)}",
             f"nonce={quote(challenge.nonce)}",
             f"uri={quote(uri)}",
-            f"response={quote(response)}",
+            f'response="{response}"',  # hex digits: nothing to escape
             f"algorithm={algorithm.value}",
         ]
         # A -sess A1 needs the cnonce even when the server offered no qop.
@@ -398,19 +416,17 @@ def digest_response(
     body: bytes = b"",
 ) -> str:
     """The ``response`` directive (RFC 7616 §3.4.1; RFC 2069 form when ``qop`` is None)."""
-
-    def digest(text: str) -> str:
-        return algorithm.hexdigest(text.encode())
-
-    ha1 = digest(f"{username}:{realm}:{password}")
+    hexdigest = algorithm.hexdigest
+    ha1 = hexdigest(f"{username}:{realm}:{password}".encode())
     if algorithm.session:
-        ha1 = digest(f"{ha1}:{nonce}:{cnonce}")
+        ha1 = hexdigest(f"{ha1}:{nonce}:{cnonce}".encode())
     a2 = f"{method}:{uri}"
     if qop == "auth-int":
-        a2 += ":" + algorithm.hexdigest(body)
+        a2 += ":" + hexdigest(body)
+    ha2 = hexdigest(a2.encode())
     if qop is None:
-        return digest(f"{ha1}:{nonce}:{digest(a2)}")
-    return digest(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{digest(a2)}")
+        return hexdigest(f"{ha1}:{nonce}:{ha2}".encode())
+    return hexdigest(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}".encode())
 
 
 def mask_authorization(value: str) -> str:
