@@ -372,34 +372,31 @@ class Registration(Outbox[RegistrationEvent]):
         settings = self.settings
         dialog = self._dialog
         dialog.cseq += 1
-        headers = Headers(
-            [
-                ("From", f"{self._address_of_record};tag={dialog.from_tag}"),
-                ("To", self._address_of_record),
-                ("Call-ID", dialog.call_id),
-                ("CSeq", f"{dialog.cseq} REGISTER"),
-            ]
-        )
+        fields = [
+            ("From", f"{self._address_of_record};tag={dialog.from_tag}"),
+            ("To", self._address_of_record),
+            ("Call-ID", dialog.call_id),
+            ("CSeq", f"{dialog.cseq} REGISTER"),
+        ]
         if operation is Operation.REGISTER:
             if self._contact is None:
                 raise LocalProtocolError("no Contact address is known yet")
             contacts = [self._contact_field]
             if self._stale_contact is not None:
                 contacts.append(f"<{self._stale_contact}>;expires=0")
-            headers.add("Contact", ", ".join(contacts))
-            headers.add("Expires", str(self._expires))
+            fields.append(("Contact", ", ".join(contacts)))
+            fields.append(("Expires", str(self._expires)))
         elif operation is Operation.UNREGISTER:
             if self._contact_text is not None:
-                headers.add("Contact", f"<{self._contact_text}>")
-            headers.add("Expires", "0")
+                fields.append(("Contact", f"<{self._contact_text}>"))
+            fields.append(("Expires", "0"))
         elif remove_all:
-            headers.add("Contact", STAR)
-            headers.add("Expires", "0")
+            fields.append(("Contact", STAR))
+            fields.append(("Expires", "0"))
         if settings.supported:
-            headers.add("Supported", ", ".join(settings.supported))
-        for name, value in self._digest.authorization_headers("REGISTER", self._request_uri):
-            headers.add(name, value)
-        return Request("REGISTER", settings.request_uri, headers)
+            fields.append(("Supported", ", ".join(settings.supported)))
+        fields += self._digest.authorization_headers("REGISTER", self._request_uri)
+        return Request("REGISTER", settings.request_uri, Headers(fields))
 
     def _on_challenge(self, pending: _Pending, response: Response, now: float) -> None:
         name = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
