@@ -229,7 +229,11 @@ async def measure(server: KamailioServer, watchers: int, buddies: int, rounds: i
         # Kamailio may fold changes that follow each other closely into one NOTIFY.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SETTLE):
-                await wait_until(changed, lambda n=done_rounds: len(received) >= n * per_round)
+
+                def enough(count: int = done_rounds * per_round) -> bool:
+                    return len(received) >= count
+
+                await wait_until(changed, enough)
     publisher.stdin.close()
     await publisher.wait()
     latencies = []
@@ -253,8 +257,8 @@ def main(argv: list[str]) -> None:
         host, port, buddies, rounds = argv[1:5]
         asyncio.run(publish(host, int(port), int(buddies), int(rounds)))
         return
-    watchers, buddies, rounds = ([int(a) for a in argv] + [10, 200, 3][len(argv) :])[:3]
-    asyncio.run(watch(watchers, buddies, rounds))
+    counts = ([int(a) for a in argv] + [10, 200, 3][len(argv) :])[:3]
+    asyncio.run(watch(*counts))
 
 
 if __name__ == "__main__":

@@ -153,8 +153,8 @@ class _OurClient:
         self._waiting: tuple[RegistrationState, asyncio.Future[float]] | None = None
         send = runner.transports.send
 
-        def send_and_stamp(peer: Target, data: bytes) -> None:
-            send(peer, data)
+        def send_and_stamp(target: Target, data: bytes) -> None:
+            send(target, data)
             if self.sent_at is None:
                 self.sent_at = time.perf_counter()
 
@@ -182,7 +182,7 @@ class _OurClient:
             reached.set_result(time.perf_counter())
 
     async def reach(self, state: RegistrationState) -> float:
-        reached = asyncio.get_running_loop().create_future()
+        reached: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._waiting = (state, reached)
         async with asyncio.timeout(WAIT):
             return await reached
@@ -192,16 +192,20 @@ class _OurClient:
 
         The binding is removed afterwards.
         """
+        self._start_registration()
+        registered = await self.reach(RegistrationState.REGISTERED)
+        sent_at, answered_at = self.sent_at, self.answered_at
+        assert sent_at is not None
+        assert answered_at is not None
+        self.runner.unregister()
+        await self.reach(RegistrationState.UNREGISTERED)
+        return answered_at - sent_at, registered - sent_at
+
+    def _start_registration(self) -> None:
         # A fresh registration: no nonce is known, so the first REGISTER is challenged.
         self.runner.user_agent.digest.forget()
         self.sent_at = self.answered_at = None
         self.runner.register()
-        registered = await self.reach(RegistrationState.REGISTERED)
-        assert self.sent_at is not None
-        assert self.answered_at is not None
-        self.runner.unregister()
-        await self.reach(RegistrationState.UNREGISTERED)
-        return self.answered_at - self.sent_at, registered - self.sent_at
 
 
 async def measure_ours(server: KamailioServer, count: int) -> list[tuple[float, float]]:
