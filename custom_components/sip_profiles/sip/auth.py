@@ -159,22 +159,18 @@ def _parse_digest(directives: dict[str, str], *, proxy: bool) -> Challenge | Non
     if realm is None or nonce is None:
         raise RemoteProtocolError("Digest challenge without realm or nonce")
     algorithm = _BY_NAME.get((directives.get("algorithm") or "MD5").lower())
-    qop_text = directives.get("qop", "")
-    if "," in qop_text:
-        qop = frozenset(item.strip(WSP).lower() for item in qop_text.split(",") if item.strip(WSP))
-    else:  # one option, the usual case
-        only = qop_text.strip(WSP).lower()
-        qop = frozenset((only,)) if only else frozenset()
+    qop = frozenset(
+        item.strip(WSP).lower() for item in directives.get("qop", "").split(",") if item.strip(WSP)
+    )
     if algorithm is None or (qop and not qop & _KNOWN_QOP):
         return None
-    stale = directives.get("stale")
     return Challenge(
         realm=realm,
         nonce=nonce,
         algorithm=algorithm,
         qop=qop,
         opaque=directives.get("opaque"),
-        stale=stale is not None and stale.lower() == "true",
+        stale=directives.get("stale", "").lower() == "true",
         proxy=proxy,
     )
 
