@@ -194,6 +194,48 @@ def test_sess_variants(algorithm: str, hash_name: str) -> None:
     assert second["response"] == expected("00000002", "cn1")
 
 
+def test_hashes_kept_between_answers_follow_method_uri_and_nonce() -> None:
+    # H(A1) and H(A2) are kept from one answer to the next; each answer must still hash
+    # its own method, Request-URI and nonce, and a -sess key its own nonce and cnonce.
+    ha1 = hex_hash("md5", "alice:example.com:s3cret")
+
+    def expected(key: str, method: str, uri: str, nonce: str, nc: int, cnonce: str) -> str:
+        ha2 = hex_hash("md5", f"{method}:{uri}")
+        return hex_hash("md5", f"{key}:{nonce}:{nc:08x}:{cnonce}:auth:{ha2}")
+
+    client = DigestClient([Credentials("alice", "s3cret")], cnonce_factory=lambda: "c0ffee")
+    client.handle_challenge(401, [challenge()])
+    requests = [
+        ("SUBSCRIBE", "sip:bob@example.com"),
+        ("SUBSCRIBE", "sip:carol@example.com"),
+        ("REGISTER", "sip:bob@example.com"),
+    ] * 2
+    for nc, (method, uri) in enumerate(requests, start=1):
+        answer = only_header(client, method, uri)[1]
+        assert answer["response"] == expected(ha1, method, uri, "n1", nc, "c0ffee")
+        client.request_succeeded()
+    client.handle_challenge(401, [challenge(nonce="n2")])
+    answer = only_header(client)[1]
+    assert answer["response"] == expected(ha1, "REGISTER", "sip:example.com", "n2", 1, "c0ffee")
+    client.forget()
+    client.handle_challenge(401, [challenge(realm="other.example", nonce="n3")])
+    other_ha1 = hex_hash("md5", "alice:other.example:s3cret")
+    answer = only_header(client)[1]
+    assert answer["response"] == expected(
+        other_ha1, "REGISTER", "sip:example.com", "n3", 1, "c0ffee"
+    )
+
+    sess = DigestClient([Credentials("alice", "s3cret")], cnonce_factory=cnonces())
+    for nonce, cnonce in (("n1", "cn1"), ("n2", "cn2")):
+        sess.forget()
+        sess.handle_challenge(
+            401, [challenge(nonce=nonce, extra=', qop="auth", algorithm=MD5-sess')]
+        )
+        key = hex_hash("md5", f"{ha1}:{nonce}:{cnonce}")
+        answer = only_header(sess)[1]
+        assert answer["response"] == expected(key, "REGISTER", "sip:example.com", nonce, 1, cnonce)
+
+
 @pytest.mark.parametrize(
     ("algorithm", "hash_name"),
     [("MD5", "md5"), ("SHA-256", "sha256"), ("SHA-512-256", "sha512_256")],

@@ -235,6 +235,8 @@ class _RealmAnswer:
     challenge: Challenge
     credentials: Credentials
     after_stale: bool
+    ha1: str = field(repr=False)
+    """H(A1); for a -sess algorithm, once the first answer is written, the session key."""
     state: _AnswerState = _AnswerState.PENDING
     nonce_count: int = 0
     session_cnonce: str | None = None
@@ -258,6 +260,10 @@ class DigestClient:
         self._credentials = tuple(credentials)
         self._cnonce_factory = cnonce_factory
         self._answers: dict[tuple[bool, str], _RealmAnswer] = {}
+        # H(A1) per (algorithm, realm) and H(A2) per (algorithm, method, Request-URI): both are
+        # fixed while the credentials and the request are, so an answer costs one hash, not three.
+        self._ha1: dict[tuple[str, str], str] = {}
+        self._ha2: dict[tuple[str, str, str], str] = {}
 
     def _credentials_for(self, realm: str) -> Credentials | None:
         fallback = None
@@ -313,7 +319,15 @@ class DigestClient:
         ):
             previous.state = _AnswerState.REJECTED
             return ChallengeOutcome.REJECTED
-        self._answers[key] = _RealmAnswer(challenge, credentials, after_stale=challenge.stale)
+        algorithm = challenge.algorithm
+        realm = challenge.realm
+        ha1 = self._ha1.get((algorithm.value, realm))
+        if ha1 is None:
+            ha1 = algorithm.hexdigest(
+                f"{credentials.username}:{realm}:{credentials.password}".encode()
+            )
+            self._ha1[algorithm.value, realm] = ha1
+        self._answers[key] = _RealmAnswer(challenge, credentials, challenge.stale, ha1)
         return ChallengeOutcome.STALE if challenge.stale else ChallengeOutcome.ANSWERED
 
     def authorization_headers(
@@ -344,34 +358,32 @@ class DigestClient:
     def _authorization(self, answer: _RealmAnswer, method: str, uri: str, body: bytes) -> str:
         challenge = answer.challenge
         algorithm = challenge.algorithm
-        credentials = answer.credentials
+        nonce = challenge.nonce
         if algorithm.session:
             # The session key H(A1) is fixed for the nonce's lifetime (RFC 2617 §3.2.2.2);
             # keeping its cnonce satisfies servers that recompute it from each request too.
             if answer.session_cnonce is None:
                 answer.session_cnonce = self._cnonce_factory()
+                answer.ha1 = algorithm.hexdigest(
+                    f"{answer.ha1}:{nonce}:{answer.session_cnonce}".encode()
+                )
             cnonce = answer.session_cnonce
         else:
             cnonce = self._cnonce_factory()
         qop = "auth" if "auth" in challenge.qop else ("auth-int" if challenge.qop else None)
+        ha2 = self._hash_a2(algorithm, qop, method, uri, body)
         nc = f"{answer.nonce_count:08x}"
-        response = digest_response(
-            algorithm,
-            username=credentials.username,
-            realm=challenge.realm,
-            password=credentials.password,
-            method=method,
-            uri=uri,
-            nonce=challenge.nonce,
-            qop=qop,
-            nc=nc,
-            cnonce=cnonce,
-            body=body,
-        )
+        # RFC 7616 §3.4.1; without qop, the RFC 2069 form.
+        if qop is None:
+            response = algorithm.hexdigest(f"{answer.ha1}:{nonce}:{ha2}".encode())
+        else:
+            response = algorithm.hexdigest(
+                f"{answer.ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}".encode()
+            )
         directives = [
-            f"username={quote(credentials.username)}",
+            f"username={quote(answer.credentials.username)}",
             f"realm={quote(challenge.realm)}",
-            f"nonce={quote(challenge.nonce)}",
+            f"nonce={quote(nonce)}",
             f"uri={quote(uri)}",
             f'response="{response}"',  # hex digits: nothing to escape
             f"algorithm={algorithm.value}",
@@ -385,6 +397,18 @@ class DigestClient:
             directives.extend((f"qop={qop}", f"nc={nc}"))
         return "Digest " + ", ".join(directives)
 
+    def _hash_a2(
+        self, algorithm: Algorithm, qop: str | None, method: str, uri: str, body: bytes
+    ) -> str:
+        """H(A2): ``H(method:uri)``, remembered; for qop=auth-int ``H(method:uri:H(body))``."""
+        if qop == "auth-int":
+            return algorithm.hexdigest(f"{method}:{uri}:{algorithm.hexdigest(body)}".encode())
+        key = (algorithm.value, method, uri)
+        ha2 = self._ha2.get(key)
+        if ha2 is None:
+            ha2 = self._ha2[key] = algorithm.hexdigest(f"{method}:{uri}".encode())
+        return ha2
+
     def request_succeeded(self) -> None:
         """A 2xx arrived: the answers it carried are good and their nonces may be reused."""
         for answer in self._answers.values():
@@ -395,34 +419,6 @@ class DigestClient:
     def forget(self) -> None:
         """Drop every nonce held (e.g. the registrar changed); the next request goes bare."""
         self._answers.clear()
-
-
-def digest_response(
-    algorithm: Algorithm,
-    *,
-    username: str,
-    realm: str,
-    password: str,
-    method: str,
-    uri: str,
-    nonce: str,
-    qop: str | None,
-    nc: str,
-    cnonce: str,
-    body: bytes = b"",
-) -> str:
-    """The ``response`` directive (RFC 7616 §3.4.1; RFC 2069 form when ``qop`` is None)."""
-    hexdigest = algorithm.hexdigest
-    ha1 = hexdigest(f"{username}:{realm}:{password}".encode())
-    if algorithm.session:
-        ha1 = hexdigest(f"{ha1}:{nonce}:{cnonce}".encode())
-    a2 = f"{method}:{uri}"
-    if qop == "auth-int":
-        a2 += ":" + hexdigest(body)
-    ha2 = hexdigest(a2.encode())
-    if qop is None:
-        return hexdigest(f"{ha1}:{nonce}:{ha2}".encode())
-    return hexdigest(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}".encode())
 
 
 def mask_authorization(value: str) -> str:
