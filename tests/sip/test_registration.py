@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from custom_components.sip_profiles.sip.backoff import Backoff, BackoffPolicy
+from custom_components.sip_profiles.sip.grammar import param, parse_params
 from custom_components.sip_profiles.sip.message import Request, parse_message
 from custom_components.sip_profiles.sip.registration import (
     AllBindingsRemoved,
@@ -73,6 +76,26 @@ def test_refresh_keeps_call_id_and_tag_and_reuses_the_nonce() -> None:
     harness.answer(ok_for(refresh, 600))
     assert harness.status.state is RegistrationState.REGISTERED
     assert [s.state for s in harness.statuses()].count(RegistrationState.REGISTERING) == 1
+
+
+def test_every_request_gets_fresh_random_branch_and_cnonce() -> None:
+    # Tokens are cut from blocks of random octets; 40 requests use several blocks.
+    harness = Harness.create()
+    harness.register_through_challenge(expires=600)
+    for _ in range(40):
+        harness.advance(540)
+        harness.answer(ok_for(harness.last_request(), 600))
+    requests = harness.requests()
+    branches = [r.top_via.branch or "" for r in requests]
+    cnonces = [
+        param(parse_params((r.headers.get("Authorization") or "")[7:], ","), "cnonce")
+        for r in requests[1:]
+    ]
+    assert len(requests) == 42
+    assert len(set(branches)) == len(branches)
+    assert all(re.fullmatch("z9hG4bK[0-9a-f]{24}", branch) for branch in branches)
+    assert len(set(cnonces)) == len(cnonces)
+    assert all(re.fullmatch("[0-9a-f]{32}", cnonce or "") for cnonce in cnonces)
 
 
 def test_a_stale_nonce_is_answered_without_a_failure() -> None:
