@@ -132,7 +132,6 @@ _KEYS_BY_SPELLING: Final = {
 }
 _UINT_MAX: Final = 2**32 - 1
 _CSEQ_MAX: Final = 2**31 - 1
-_UINT_RE = re.compile("[0-9]{1,10}")
 _CSEQ_RE = re.compile(f"[ \t]*([0-9]{{1,10}})[ \t]+({TOKEN_CLASS}+)[ \t]*")
 # Labels of letters and digits, hyphens only inside; written so that matching never backtracks.
 _LABEL = "[A-Za-z0-9]+(?:-+[A-Za-z0-9]+)*"
@@ -214,7 +213,7 @@ class Via:
         value = param(self.params, "rport")
         if not value:
             return None
-        if not _UINT_RE.fullmatch(value) or int(value) > 65535:
+        if not _is_uint_text(value) or int(value) > 65535:
             raise RemoteProtocolError(f"bad rport {value!r}")
         return int(value)
 
@@ -406,12 +405,17 @@ def parse_cseq(text: str) -> CSeq:
 def parse_uint(text: str) -> int:
     """Parse a decimal 0..2**32-1 (Expires, Min-Expires, Content-Length, Max-Forwards)."""
     digits = text.strip(WSP)
-    if not _UINT_RE.fullmatch(digits):
+    if not _is_uint_text(digits):
         raise RemoteProtocolError(f"bad number {text!r}")
     number = int(digits)
     if number > _UINT_MAX:
         raise RemoteProtocolError(f"number too large: {text!r}")
     return number
+
+
+def _is_uint_text(text: str) -> bool:
+    """Whether ``text`` is 1 to 10 ASCII digits (str.isdigit alone takes other scripts' too)."""
+    return text.isascii() and text.isdigit() and len(text) <= 10
 
 
 def parse_retry_after(text: str) -> int:
