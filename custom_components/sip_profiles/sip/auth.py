@@ -319,14 +319,7 @@ class DigestClient:
         ):
             previous.state = _AnswerState.REJECTED
             return ChallengeOutcome.REJECTED
-        algorithm = challenge.algorithm
-        realm = challenge.realm
-        ha1 = self._ha1.get((algorithm.value, realm))
-        if ha1 is None:
-            ha1 = algorithm.hexdigest(
-                f"{credentials.username}:{realm}:{credentials.password}".encode()
-            )
-            self._ha1[algorithm.value, realm] = ha1
+        ha1 = self._hash_a1(challenge.algorithm, challenge.realm, credentials)
         self._answers[key] = _RealmAnswer(challenge, credentials, challenge.stale, ha1)
         return ChallengeOutcome.STALE if challenge.stale else ChallengeOutcome.ANSWERED
 
@@ -396,6 +389,15 @@ class DigestClient:
         if qop is not None:
             directives.extend((f"qop={qop}", f"nc={nc}"))
         return "Digest " + ", ".join(directives)
+
+    def _hash_a1(self, algorithm: Algorithm, realm: str, credentials: Credentials) -> str:
+        """H(A1) = ``H(username:realm:password)``, remembered (a realm's credentials are fixed)."""
+        key = (algorithm.value, realm)
+        ha1 = self._ha1.get(key)
+        if ha1 is None:
+            secret = f"{credentials.username}:{realm}:{credentials.password}"
+            ha1 = self._ha1[key] = algorithm.hexdigest(secret.encode())
+        return ha1
 
     def _hash_a2(
         self, algorithm: Algorithm, qop: str | None, method: str, uri: str, body: bytes
