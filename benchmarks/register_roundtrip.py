@@ -1,7 +1,7 @@
 """REGISTER-with-digest round trip on loopback UDP: our stack against sipp, on one Kamailio.
 
-Run with ``python -m benchmarks.register_roundtrip [--count N] [--rounds R] [--profile]
-[--hold-cpus-awake]``.
+Run with ``python -m benchmarks.register_roundtrip [--count N] [--rounds R] [--repeats K]
+[--profile] [--hold-cpus-awake]``.
 
 What is measured, the same for both: a fresh registration, i.e. two round trips. The clock
 starts when the first REGISTER (no credentials) has been sent and stops when the final 200 OK
@@ -33,6 +33,14 @@ both, and both run one registration at a time. The runs alternate in rounds, 10 
 so that load from other processes on the machine falls on both alike: on a shared virtual
 machine that load comes and goes within a second, and with fewer, longer rounds one client
 can get all of a quiet spell.
+
+One such measurement (``--count`` registrations each, 200 by default) is a repeat; 5 repeats
+are run back to back and each one's ratio of medians is printed. The verdict is on the median
+of those ratios. A single repeat's ratio swings with the host's load over seconds (one repeat
+of the same code has measured anywhere from 0.95x to 1.78x on a shared 2-vCPU virtual
+machine): contention for the host's caches slows a Python process more than a small C one,
+and it comes in spells that one repeat may fall into. The median of several repeats is the
+typical ratio.
 """
 
 from __future__ import annotations
@@ -313,13 +321,35 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[rank - 1]
 
 
-def report(ours: list[tuple[float, float]], sipp: list[float]) -> None:
-    """Print median, p90 and mean of each span, and the ratio ours/sipp at the same points."""
+Repeat = tuple[list[tuple[float, float]], list[float]]
+"""One repeat: ours (to the 200, to the REGISTERED state) and sipp's (to the 200), in seconds."""
+
+
+def ratio_of_medians(repeat: Repeat) -> float:
+    """Our median time to the 200 over sipp's, in one repeat."""
+    ours, sipp = repeat
+    return statistics.median(to_answer for to_answer, _ in ours) / statistics.median(sipp)
+
+
+def report(repeats: list[Repeat]) -> None:
+    """Print each repeat's medians and ratio, the spans of all repeats together, and the verdict.
+
+    The verdict is on the median of the repeats' ratios (see the module docstring).
+    """
+    ours = [times for repeat_ours, _ in repeats for times in repeat_ours]
+    sipp = [seconds for _, repeat_sipp in repeats for seconds in repeat_sipp]
+    count = len(repeats[0][0])
+    print(f"\nREGISTER + 401 + REGISTER with digest + 200 over UDP on loopback, one at a time, "
+          f"{len(repeats)} repeats of {count} registrations each")  # fmt: skip
+    ratios = [ratio_of_medians(repeat) for repeat in repeats]
+    for number, (repeat_ours, repeat_sipp) in enumerate(repeats, 1):
+        ours_median = statistics.median(to_answer for to_answer, _ in repeat_ours)
+        print(f"repeat {number}: median to the 200 ours {ours_median * 1000:.3f}ms, "
+              f"sipp {statistics.median(repeat_sipp) * 1000:.3f}ms, "
+              f"ratio {ratios[number - 1]:.2f}x")  # fmt: skip
     answered = [to_answer for to_answer, _ in ours]
     registered = [to_state for _, to_state in ours]
-    print(f"\nREGISTER + 401 + REGISTER with digest + 200 over UDP on loopback, "
-          f"{len(ours)} registrations each, one at a time")  # fmt: skip
-    print(f"{'':34}{'median':>10}{'p90':>10}{'mean':>10}")
+    print(f"\nall repeats together{'':14}{'median':>10}{'p90':>10}{'mean':>10}")
     rows = (
         ("ours, to the 200 received", answered),
         ("sipp 3.6.1, to the 200 received", sipp),
@@ -328,13 +358,16 @@ def report(ours: list[tuple[float, float]], sipp: list[float]) -> None:
     for name, values in rows:
         row = (statistics.median(values), percentile(values, 0.9), statistics.fmean(values))
         print(f"{name:34}" + "".join(f"{value * 1000:>8.3f}ms" for value in row))
-    median_ratio = statistics.median(answered) / statistics.median(sipp)
-    p90_ratio = percentile(answered, 0.9) / percentile(sipp, 0.9)
+    median_ratio = statistics.median(ratios)
     verdict = "met" if median_ratio <= TARGET_RATIO else "NOT met"
-    print(f"ratio ours/sipp to the 200: median {median_ratio:.2f}x, p90 {p90_ratio:.2f}x "
-          f"(target {TARGET_RATIO}x on the median: {verdict})")  # fmt: skip
+    within = sum(ratio <= TARGET_RATIO for ratio in ratios)
+    print(f"ratio ours/sipp to the 200, median of {count} per repeat: "
+          + ", ".join(f"{ratio:.2f}x" for ratio in ratios)
+          + f"; {within} of {len(ratios)} within {TARGET_RATIO}x")  # fmt: skip
+    print(f"median of the repeats' ratios {median_ratio:.2f}x "
+          f"(target {TARGET_RATIO}x: {verdict})")  # fmt: skip
     state_ratio = statistics.median(registered) / statistics.median(sipp)
-    print(f"ours to the REGISTERED state / sipp to the 200: median {state_ratio:.2f}x")
+    print(f"ours to the REGISTERED state / sipp to the 200, all repeats: median {state_ratio:.2f}x")
     # On a busy machine wall time stretches with CPU time; this shows how much each client used.
     cpu = {name: seconds / len(ours) * 1e6 for name, seconds in CPU_SECONDS.items()}
     print(
@@ -360,8 +393,15 @@ def cpus_held_awake() -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.register_roundtrip")
-    parser.add_argument("--count", type=int, default=200, help="registrations per client")
-    parser.add_argument("--rounds", type=int, default=10, help="alternations of ours and sipp")
+    parser.add_argument(
+        "--count", type=int, default=200, help="registrations per client and repeat"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=10, help="alternations of ours and sipp per repeat"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="measurements of --count registrations each"
+    )
     parser.add_argument(
         "--profile", action="store_true", help="cProfile our side (CPU time), print the top 25"
     )
@@ -376,8 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         print("sipp is not installed (Debian package sip-tester)", file=sys.stderr)
         return 1
     per_round = max(1, args.count // args.rounds)
-    ours: list[tuple[float, float]] = []
-    theirs: list[float] = []
+    repeats: list[Repeat] = []
     # CPU time, not wall time: a process waiting for a core must not be charged to a function.
     profiler = cProfile.Profile(time.process_time) if args.profile else None
     with contextlib.ExitStack() as stack:
@@ -387,14 +426,18 @@ def main(argv: list[str] | None = None) -> int:
         server = stack.enter_context(KamailioServer())
         asyncio.run(measure_ours(server, 5))  # warm up imports, caches and Kamailio
         CPU_SECONDS["ours"] = 0.0
-        for _ in range(args.rounds):
-            if profiler is not None:
-                profiler.enable()
-            ours += asyncio.run(measure_ours(server, per_round))
-            if profiler is not None:
-                profiler.disable()
-            theirs += measure_sipp(sipp, server, per_round, Path(workdir))
-    report(ours, theirs)
+        for _ in range(args.repeats):
+            ours: list[tuple[float, float]] = []
+            theirs: list[float] = []
+            for _ in range(args.rounds):
+                if profiler is not None:
+                    profiler.enable()
+                ours += asyncio.run(measure_ours(server, per_round))
+                if profiler is not None:
+                    profiler.disable()
+                theirs += measure_sipp(sipp, server, per_round, Path(workdir))
+            repeats.append((ours, theirs))
+    report(repeats)
     if args.hold_cpus_awake:
         print("CPUs held out of idle states during the runs (PM QoS request of 0 us)")
     if profiler is not None:
