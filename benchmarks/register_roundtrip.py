@@ -325,12 +325,6 @@ Repeat = tuple[list[tuple[float, float]], list[float]]
 """One repeat: ours (to the 200, to the REGISTERED state) and sipp's (to the 200), in seconds."""
 
 
-def ratio_of_medians(repeat: Repeat) -> float:
-    """Our median time to the 200 over sipp's, in one repeat."""
-    ours, sipp = repeat
-    return statistics.median(to_answer for to_answer, _ in ours) / statistics.median(sipp)
-
-
 def report(repeats: list[Repeat]) -> None:
     """Print each repeat's medians and ratio, the spans of all repeats together, and the verdict.
 
@@ -341,12 +335,13 @@ def report(repeats: list[Repeat]) -> None:
     count = len(repeats[0][0])
     print(f"\nREGISTER + 401 + REGISTER with digest + 200 over UDP on loopback, one at a time, "
           f"{len(repeats)} repeats of {count} registrations each")  # fmt: skip
-    ratios = [ratio_of_medians(repeat) for repeat in repeats]
+    ratios: list[float] = []
     for number, (repeat_ours, repeat_sipp) in enumerate(repeats, 1):
         ours_median = statistics.median(to_answer for to_answer, _ in repeat_ours)
+        sipp_median = statistics.median(repeat_sipp)
+        ratios.append(ours_median / sipp_median)
         print(f"repeat {number}: median to the 200 ours {ours_median * 1000:.3f}ms, "
-              f"sipp {statistics.median(repeat_sipp) * 1000:.3f}ms, "
-              f"ratio {ratios[number - 1]:.2f}x")  # fmt: skip
+              f"sipp {sipp_median * 1000:.3f}ms, ratio {ratios[-1]:.2f}x")  # fmt: skip
     answered = [to_answer for to_answer, _ in ours]
     registered = [to_state for _, to_state in ours]
     print(f"\nall repeats together{'':14}{'median':>10}{'p90':>10}{'mean':>10}")
