@@ -74,6 +74,7 @@ from .const import (
     TRANSPORT_AUTO,
     TRANSPORTS,
 )
+from .coordinator import SipProfileConfigEntry
 from .profile import (
     InvalidAddressError,
     ProfileError,
@@ -127,15 +128,22 @@ TRANSPORT_SELECTOR = SelectSelector(
         mode=SelectSelectorMode.DROPDOWN,
     )
 )
-EXPIRES_SELECTOR = NumberSelector(
-    NumberSelectorConfig(
-        min=MIN_EXPIRES,
-        max=MAX_EXPIRES,
-        step=1,
-        mode=NumberSelectorMode.BOX,
-        unit_of_measurement="s",
-    )
+EXPIRES_FIELD = vol.All(
+    # Checked before the selector, whose own message ("Value 30.0 is too small") is not
+    # translated; the frontend looks this message up as the form's error key.
+    vol.Range(min=MIN_EXPIRES, max=MAX_EXPIRES, msg="expires_out_of_range"),
+    NumberSelector(
+        NumberSelectorConfig(
+            min=MIN_EXPIRES,
+            max=MAX_EXPIRES,
+            step=1,
+            mode=NumberSelectorMode.BOX,
+            unit_of_measurement="s",
+        )
+    ),
 )
+EXPIRES_LIMITS = {"min_expires": str(MIN_EXPIRES), "max_expires": str(MAX_EXPIRES)}
+"""Placeholders of the expiry's help text and error."""
 KEEPALIVE_SELECTOR = NumberSelector(
     NumberSelectorConfig(
         min=0, max=MAX_KEEPALIVE, step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="s"
@@ -249,21 +257,6 @@ def read_provisioning(text: str) -> ProvisioningDocument | str:
         return err.problem.value
 
 
-async def _async_prove(
-    flow: ConfigFlow, data: Mapping[str, Any], options: Mapping[str, Any]
-) -> str | None:
-    """Register once with the profile; None when it worked, else the form error's key."""
-    try:
-        await async_check_profile(flow.hass, data, options)
-    except ProfileError as err:
-        LOGGER.debug("Profile %s failed its check: %s", data.get(CONF_AOR), err.key)
-        return err.key if err.key in CHECK_ERRORS else "unknown"
-    except Exception:
-        LOGGER.exception("Unexpected error while checking profile %s", data.get(CONF_AOR))
-        return "unknown"
-    return None
-
-
 class SipProfilesConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add, reauthenticate and reconfigure SIP profiles."""
 
@@ -273,11 +266,33 @@ class SipProfilesConfigFlow(ConfigFlow, domain=DOMAIN):
     def __init__(self) -> None:
         """Start with no provisioned values."""
         self._provisioned: dict[str, Any] = {}
+        self._server_answer = ""
+        """The server's final response to the last check, shown in its form error."""
+
+    async def _async_prove(
+        self, data: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> str | None:
+        """Register once with the profile; None when it worked, else the form error's key."""
+        self._server_answer = ""
+        try:
+            await async_check_profile(self.hass, data, options)
+        except ProfileError as err:
+            LOGGER.debug("Profile %s failed its check: %s", data.get(CONF_AOR), err.key)
+            self._server_answer = err.server_answer
+            return err.key if err.key in CHECK_ERRORS else "unknown"
+        except Exception:
+            LOGGER.exception("Unexpected error while checking profile %s", data.get(CONF_AOR))
+            return "unknown"
+        return None
+
+    def _placeholders(self, **placeholders: str) -> dict[str, str]:
+        """A form's placeholders: ``placeholders`` and the server's answer for its errors."""
+        return {**placeholders, "server_answer": self._server_answer}
 
     @staticmethod
     @callback
     @override
-    def async_get_options_flow(config_entry: ConfigEntry) -> SipProfilesOptionsFlow:
+    def async_get_options_flow(config_entry: SipProfileConfigEntry) -> SipProfilesOptionsFlow:
         """How the registration is kept: expiry and keep-alives."""
         return SipProfilesOptionsFlow()
 
@@ -343,7 +358,7 @@ class SipProfilesConfigFlow(ConfigFlow, domain=DOMAIN):
             CONF_EXPIRES: int(values.get(CONF_EXPIRES, DEFAULT_EXPIRES)),
             CONF_KEEPALIVE: DEFAULT_KEEPALIVE,
         }
-        if error := await _async_prove(self, data, options):
+        if error := await self._async_prove(data, options):
             return self._async_show_manual_form(values, {"base": error})
         return self.async_create_entry(title=data[CONF_AOR], data=data, options=options)
 
@@ -363,7 +378,7 @@ class SipProfilesConfigFlow(ConfigFlow, domain=DOMAIN):
             vol.Optional(CONF_REGISTRAR): TEXT,
             vol.Optional(CONF_OUTBOUND_PROXY): TEXT,
             vol.Required(CONF_TRANSPORT, default=TRANSPORT_AUTO): TRANSPORT_SELECTOR,
-            vol.Required(CONF_EXPIRES, default=DEFAULT_EXPIRES): EXPIRES_SELECTOR,
+            vol.Required(CONF_EXPIRES, default=DEFAULT_EXPIRES): EXPIRES_FIELD,
             vol.Required(CONF_VERIFY_TLS, default=True): BooleanSelector(),
         }
         if masters := self._master_choices():
@@ -381,6 +396,7 @@ class SipProfilesConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id=STEP_MANUAL,
             data_schema=self.add_suggested_values_to_schema(schema, _nest(values)),
             errors=errors,
+            description_placeholders=self._placeholders(**EXPIRES_LIMITS),
         )
 
     # -- reauthentication ----------------------------------------------------------------------
@@ -403,7 +419,7 @@ class SipProfilesConfigFlow(ConfigFlow, domain=DOMAIN):
                 CONF_PASSWORD: user_input[CONF_PASSWORD],
                 CONF_AUTH_USER: _text(user_input.get(CONF_AUTH_USER)),
             }
-            if error := await _async_prove(self, {**entry.data, **updates}, entry.options):
+            if error := await self._async_prove({**entry.data, **updates}, entry.options):
                 errors["base"] = error
             else:
                 return self._async_update_entry(entry, data={**entry.data, **updates})
@@ -419,16 +435,24 @@ class SipProfilesConfigFlow(ConfigFlow, domain=DOMAIN):
                 schema, {CONF_AUTH_USER: entry.data.get(CONF_AUTH_USER) or None}
             ),
             errors=errors,
-            description_placeholders={"aor": entry.data[CONF_AOR]},
+            description_placeholders=self._placeholders(aor=entry.data[CONF_AOR]),
         )
 
     def _async_update_entry(
         self, entry: ConfigEntry, *, data: dict[str, Any], unique_id: str | None = None
     ) -> ConfigFlowResult:
-        """Save the proven settings; a running profile is reloaded by its update listener."""
-        if entry.update_listeners:
-            return self.async_update_and_abort(entry, unique_id=unique_id, data=data)
-        return self.async_update_reload_and_abort(entry, unique_id=unique_id, data=data)
+        """Save the proven settings and start the profile over with them.
+
+        A running profile is reloaded by its update listener when the settings changed. When
+        they did not (the same password again, after the account was unlocked), nothing
+        would reload it, and a profile whose credentials were refused does not try them
+        again by itself: it is reloaded here.
+        """
+        if not entry.update_listeners:
+            return self.async_update_reload_and_abort(entry, unique_id=unique_id, data=data)
+        if data == entry.data and unique_id in (None, entry.unique_id):
+            self.hass.config_entries.async_schedule_reload(entry.entry_id)
+        return self.async_update_and_abort(entry, unique_id=unique_id, data=data)
 
     # -- reconfiguration -----------------------------------------------------------------------
 
@@ -465,7 +489,7 @@ class SipProfilesConfigFlow(ConfigFlow, domain=DOMAIN):
                     if self._unique_id_taken(unique_id, entry):
                         return self.async_abort(reason="already_configured")
                     data = {**entry.data, **updates}
-                    if error := await _async_prove(self, data, entry.options):
+                    if error := await self._async_prove(data, entry.options):
                         errors["base"] = error
                     else:
                         return self._async_update_entry(entry, unique_id=unique_id, data=data)
@@ -487,7 +511,7 @@ class SipProfilesConfigFlow(ConfigFlow, domain=DOMAIN):
                 schema, {key: value for key, value in suggested.items() if value not in (None, "")}
             ),
             errors=errors,
-            description_placeholders={"aor": entry.data[CONF_AOR]},
+            description_placeholders=self._placeholders(aor=entry.data[CONF_AOR]),
         )
 
     def _unique_id_taken(self, unique_id: str, entry: ConfigEntry) -> bool:
@@ -522,7 +546,7 @@ class SipProfilesOptionsFlow(OptionsFlow):
             current[CONF_PUBLISH_PRESENCE] = entry.options[CONF_PUBLISH_PRESENCE]
         schema = vol.Schema(
             {
-                vol.Required(CONF_EXPIRES, default=DEFAULT_EXPIRES): EXPIRES_SELECTOR,
+                vol.Required(CONF_EXPIRES, default=DEFAULT_EXPIRES): EXPIRES_FIELD,
                 vol.Required(CONF_KEEPALIVE, default=DEFAULT_KEEPALIVE): KEEPALIVE_SELECTOR,
                 vol.Required(
                     CONF_PUBLISH_PRESENCE, default=DEFAULT_PUBLISH_PRESENCE
@@ -530,5 +554,7 @@ class SipProfilesOptionsFlow(OptionsFlow):
             }
         )
         return self.async_show_form(
-            step_id="init", data_schema=self.add_suggested_values_to_schema(schema, current)
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(schema, current),
+            description_placeholders=EXPIRES_LIMITS,
         )

@@ -327,6 +327,20 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
         self._problem_listeners.append(listener)
         return lambda: self._problem_listeners.remove(listener)
 
+    @callback
+    def async_continue_outage(self, problem: str) -> None:
+        """``problem`` was fired before a reload or restart and has not recovered since.
+
+        Registered by now: it is over, ``recovered`` fires at once; otherwise it fires when
+        the profile registers, and the same problem is not fired a second time.
+        """
+        if self._problem is not None:
+            return
+        if self.data.status.state is RegistrationState.REGISTERED:
+            self._fire(RECOVERED, self.data.status)
+        else:
+            self._problem = problem
+
     # -- buddies and watchers ------------------------------------------------------------------
 
     @property

@@ -8,12 +8,13 @@ from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import SipProfileConfigEntry, SipProfileCoordinator
+from .coordinator import RECOVERED, SipProfileConfigEntry, SipProfileCoordinator
 from .entity import SipProfileEntity
 
 PARALLEL_UPDATES = 0
 
-EVENT_TYPES = ["auth_failed", "timeout", "server_error", "rejected", "recovered"]
+PROBLEM_TYPES = ("auth_failed", "timeout", "server_error", "rejected")
+EVENT_TYPES = [*PROBLEM_TYPES, RECOVERED]
 
 REGISTRATION_EVENT = EventEntityDescription(
     key="registration_event",
@@ -41,9 +42,16 @@ class SipProfileRegistrationEvent(SipProfileEntity, EventEntity):
         super().__init__(coordinator, REGISTRATION_EVENT.key)
 
     async def async_added_to_hass(self) -> None:
-        """Listen to the coordinator's problems and recoveries."""
+        """Listen to the coordinator's problems and recoveries.
+
+        A problem fired before a reload or restart is the outage still under way: its
+        ``recovered`` is owed once the profile registers.
+        """
         await super().async_added_to_hass()
         self.async_on_remove(self.coordinator.async_add_problem_listener(self._async_problem))
+        last = await self.async_get_last_event_data()
+        if last is not None and last.last_event_type in PROBLEM_TYPES:
+            self.coordinator.async_continue_outage(last.last_event_type)
 
     @callback
     def _async_problem(self, event_type: str, attributes: dict[str, Any]) -> None:

@@ -55,10 +55,12 @@ class InvalidAddressError(ValueError):
 class ProfileError(Exception):
     """Why a profile cannot be used; ``key`` is the translation key of the problem."""
 
-    def __init__(self, key: str, detail: str | None = None) -> None:
-        """Name the problem by its translation key."""
+    def __init__(self, key: str, detail: str | None = None, *, server_answer: str = "") -> None:
+        """Name the problem by its translation key (and the server's answer, when it gave one)."""
         super().__init__(detail or key)
         self.key = key
+        self.server_answer = server_answer
+        """The final response as the server wrote it (``403 Forbidden``); "" without one."""
 
 
 FAILURE_KEYS: Mapping[FailureReason, str] = {
@@ -178,7 +180,8 @@ async def async_register_once(runner: UserAgentRunner, within: float) -> Registr
         remove()
     if status.state is RegistrationState.FAILED:
         reason = status.reason or FailureReason.REJECTED
-        raise ProfileError(FAILURE_KEYS[reason], status.reason_phrase)
+        answer = f"{status.status_code or ''} {status.reason_phrase or ''}".strip()
+        raise ProfileError(FAILURE_KEYS[reason], status.reason_phrase, server_answer=answer)
     return status
 
 

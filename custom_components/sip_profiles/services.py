@@ -4,6 +4,11 @@ Every action targets profiles by ``config_entry_id`` and/or ``device_id``. ``ref
 an enabled profile (there is no registration to refresh otherwise); ``list_bindings`` and
 ``unregister_all`` send a one-off REGISTER that adds no binding of ours, so they also work
 while a profile is disabled.
+
+Without a target, ``enable``, ``disable``, ``refresh`` (of the enabled ones) and
+``list_bindings`` act on every loaded profile: each is undone by its opposite or changes
+nothing. ``unregister_all`` also removes the bindings of other devices, which no action of
+ours can bring back, so it refuses to run without a target.
 """
 
 from __future__ import annotations
@@ -33,14 +38,11 @@ SERVICE_REFRESH = "refresh"
 SERVICE_LIST_BINDINGS = "list_bindings"
 SERVICE_UNREGISTER_ALL = "unregister_all"
 
-SERVICE_SCHEMA = vol.All(
-    vol.Schema(
-        {
-            vol.Optional(ATTR_CONFIG_ENTRY_ID): vol.All(cv.ensure_list, [cv.string]),
-            vol.Optional(ATTR_DEVICE_ID): vol.All(cv.ensure_list, [cv.string]),
-        }
-    ),
-    cv.has_at_least_one_key(ATTR_CONFIG_ENTRY_ID, ATTR_DEVICE_ID),
+SERVICE_SCHEMA = vol.Schema(
+    {
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): vol.All(cv.ensure_list, [cv.string]),
+        vol.Optional(ATTR_DEVICE_ID): vol.All(cv.ensure_list, [cv.string]),
+    }
 )
 
 
@@ -56,24 +58,28 @@ def _entry_ids(hass: HomeAssistant, call: ServiceCall) -> list[str]:
                 translation_key="device_not_found",
                 translation_placeholders={"device_id": device_id},
             )
-        ours = [
-            entry_id
-            for entry_id in device.config_entries
-            if (entry := hass.config_entries.async_get_entry(entry_id)) is not None
-            and entry.domain == DOMAIN
-        ]
-        if not ours:
+        entry = hass.config_entries.async_get_entry(device.config_entry_id)
+        if entry is None or entry.domain != DOMAIN:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
                 translation_key="device_not_profile",
                 translation_placeholders={"device_id": device_id},
             )
-        ids.extend(ours)
+        ids.append(entry.entry_id)
     return list(dict.fromkeys(ids))
 
 
+def _targeted(call: ServiceCall) -> bool:
+    return bool(call.data.get(ATTR_CONFIG_ENTRY_ID) or call.data.get(ATTR_DEVICE_ID))
+
+
 def _coordinators(hass: HomeAssistant, call: ServiceCall) -> list[SipProfileCoordinator]:
-    """The running profiles a call targets; ServiceValidationError for any bad target."""
+    """The running profiles a call targets, or every loaded one when it names none.
+
+    Raises ServiceValidationError for any bad target.
+    """
+    if not _targeted(call):
+        return [entry.runtime_data for entry in hass.config_entries.async_loaded_entries(DOMAIN)]
     coordinators: list[SipProfileCoordinator] = []
     for entry_id in _entry_ids(hass, call):
         entry = hass.config_entries.async_get_entry(entry_id)
@@ -139,7 +145,10 @@ async def _async_disable(call: ServiceCall) -> None:
 
 async def _async_refresh(call: ServiceCall) -> None:
     coordinators = _coordinators(call.hass, call)
-    _require_enabled(coordinators)
+    if _targeted(call):
+        _require_enabled(coordinators)
+    else:
+        coordinators = [coordinator for coordinator in coordinators if coordinator.enabled]
     for coordinator in coordinators:
         coordinator.async_refresh_registration()
 
@@ -162,6 +171,8 @@ async def _async_list_bindings(call: ServiceCall) -> ServiceResponse:
 
 
 async def _async_unregister_all(call: ServiceCall) -> ServiceResponse:
+    if not _targeted(call):
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="target_required")
     profiles: list[JsonValueType] = []
     total = 0
     for coordinator in _coordinators(call.hass, call):

@@ -44,6 +44,8 @@ from custom_components.sip_profiles.const import (
 )
 from tests.harness.kamailio import TEST_ACCOUNTS, KamailioServer
 
+from .helpers import wait_for
+
 ProfileData = Callable[..., dict[str, Any]]
 MakeEntry = Callable[..., MockConfigEntry]
 
@@ -887,6 +889,74 @@ async def test_reauth_of_running_profile(
     assert entry.runtime_data.data.state == "registered"
     # The update listener reloads the running profile; the flow does not reload it behind it.
     assert "should use it for scheduling a reload" not in caplog.text
+
+
+EVENT = "event.sip_alice_sip_test_registration_event"
+
+
+async def _locked_out(hass: HomeAssistant, kamailio: KamailioServer, entry: MockConfigEntry) -> None:
+    """Alice's running profile sees its password refused: failed, ``auth_failed``, reauth."""
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await settle(hass)
+    kamailio.set_password("alice", "locked")
+    entry.runtime_data.async_refresh_registration()
+    await wait_for(hass, lambda: entry.runtime_data.data.state == "failed")
+    assert hass.states.get(EVENT).attributes["event_type"] == "auth_failed"
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        pytest.param(TEST_ACCOUNTS["alice"], id="same-password-after-unlock"),
+        pytest.param("new", id="new-password"),
+    ],
+)
+async def test_reauth_recovers_the_profile(
+    hass: HomeAssistant, kamailio_clean: KamailioServer, make_entry: MakeEntry, password: str
+) -> None:
+    """Whether the password changed or not, reauthentication registers again, then recovered."""
+    entry = make_entry("alice", auth_user="")  # as the flow stores it: the same data again
+    await _locked_out(hass, kamailio_clean, entry)
+    kamailio_clean.set_password("alice", password)
+    [flow] = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+
+    result = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {CONF_PASSWORD: password}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    await wait_for(
+        hass,
+        lambda: (
+            entry.state is ConfigEntryState.LOADED
+            and entry.runtime_data.data.state == "registered"
+        ),
+    )
+    assert hass.states.get(EVENT).attributes["event_type"] == "recovered"
+    contact = entry.runtime_data.data.status.contact
+    assert contact in [binding.contact for binding in kamailio_clean.bindings("alice")]
+
+
+async def test_outage_survives_a_reload_once(
+    hass: HomeAssistant, kamailio_clean: KamailioServer, make_entry: MakeEntry
+) -> None:
+    """A reload during an outage neither repeats its problem nor forgets its recovery."""
+    entry = make_entry("alice")
+    await _locked_out(hass, kamailio_clean, entry)
+    problem_at = hass.states.get(EVENT).state
+    assert await hass.config_entries.async_reload(entry.entry_id) is False  # still refused
+    await settle(hass)
+    kamailio_clean.set_password("alice", TEST_ACCOUNTS["alice"])
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await settle(hass)
+    recovered = hass.states.get(EVENT)
+    assert recovered.attributes["event_type"] == "recovered"
+    assert recovered.state != problem_at
+
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await settle(hass)
+    assert hass.states.get(EVENT).state == recovered.state  # nothing fired again
 
 
 async def test_forms_serialize_for_the_frontend(
