@@ -1,4 +1,9 @@
-"""Binary sensor of a SIP profile: whether it is registered."""
+"""Binary sensor of a SIP profile: whether the registrar holds its binding.
+
+The registration sensor tells how the registration is doing in words; this one is the yes/no
+for automations and connectivity cards, and sits with the diagnostic entities so that the
+device page does not show the same fact twice side by side.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntityDescription,
 )
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -20,6 +26,7 @@ REGISTERED = BinarySensorEntityDescription(
     key="registered",
     translation_key="registered",
     device_class=BinarySensorDeviceClass.CONNECTIVITY,
+    entity_category=EntityCategory.DIAGNOSTIC,
 )
 
 

@@ -144,6 +144,11 @@ EXPIRES_FIELD = vol.All(
 )
 EXPIRES_LIMITS = {"min_expires": str(MIN_EXPIRES), "max_expires": str(MAX_EXPIRES)}
 """Placeholders of the expiry's help text and error."""
+EXPIRES_IN_SECTION = NumberSelector(
+    NumberSelectorConfig(step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="s")
+)
+"""The expiry inside the user form's section, where Home Assistant reports a field's error only
+as untranslated text: the step checks the limits and shows its own translated error."""
 KEEPALIVE_SELECTOR = NumberSelector(
     NumberSelectorConfig(
         min=0, max=MAX_KEEPALIVE, step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="s"
@@ -269,9 +274,7 @@ class SipProfilesConfigFlow(ConfigFlow, domain=DOMAIN):
         self._server_answer = ""
         """The server's final response to the last check, shown in its form error."""
 
-    async def _async_prove(
-        self, data: Mapping[str, Any], options: Mapping[str, Any]
-    ) -> str | None:
+    async def _async_prove(self, data: Mapping[str, Any], options: Mapping[str, Any]) -> str | None:
         """Register once with the profile; None when it worked, else the form error's key."""
         self._server_answer = ""
         try:
@@ -352,10 +355,13 @@ class SipProfilesConfigFlow(ConfigFlow, domain=DOMAIN):
             parse_server(data[CONF_OUTBOUND_PROXY])
         except InvalidAddressError:
             return self._async_show_manual_form(values, {"base": "invalid_address"})
+        expires = int(values.get(CONF_EXPIRES, DEFAULT_EXPIRES))
+        if not MIN_EXPIRES <= expires <= MAX_EXPIRES:
+            return self._async_show_manual_form(values, {"base": "expires_out_of_range"})
         await self.async_set_unique_id(unique_id)
         self._abort_if_unique_id_configured()
         options = {
-            CONF_EXPIRES: int(values.get(CONF_EXPIRES, DEFAULT_EXPIRES)),
+            CONF_EXPIRES: expires,
             CONF_KEEPALIVE: DEFAULT_KEEPALIVE,
         }
         if error := await self._async_prove(data, options):
@@ -378,7 +384,7 @@ class SipProfilesConfigFlow(ConfigFlow, domain=DOMAIN):
             vol.Optional(CONF_REGISTRAR): TEXT,
             vol.Optional(CONF_OUTBOUND_PROXY): TEXT,
             vol.Required(CONF_TRANSPORT, default=TRANSPORT_AUTO): TRANSPORT_SELECTOR,
-            vol.Required(CONF_EXPIRES, default=DEFAULT_EXPIRES): EXPIRES_FIELD,
+            vol.Required(CONF_EXPIRES, default=DEFAULT_EXPIRES): EXPIRES_IN_SECTION,
             vol.Required(CONF_VERIFY_TLS, default=True): BooleanSelector(),
         }
         if masters := self._master_choices():

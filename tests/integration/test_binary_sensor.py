@@ -25,7 +25,7 @@ from .helpers import (  # noqa: F401 - fixtures
     wait_for,
 )
 
-REGISTERED = "binary_sensor.sip_alice_sip_test_registered"
+REGISTERED = "binary_sensor.sip_alice_sip_test_registrar_connection"
 
 
 @pytest.fixture(autouse=True)
@@ -60,3 +60,27 @@ async def test_off_while_unregistered(
     await wait_for(hass, lambda: hass.states.get(REGISTERED).state == STATE_OFF)
     coordinator.async_enable()
     await wait_for(hass, lambda: hass.states.get(REGISTERED).state == STATE_ON)
+
+
+async def test_existing_installs_keep_their_entity_id(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    make_entry: Callable[..., MockConfigEntry],
+    kamailio_clean: KamailioServer,
+) -> None:
+    """The entity was once named "Registered": its registered entity id stays for automations."""
+    entry = make_entry()
+    entry.add_to_hass(hass)
+    entity_registry.async_get_or_create(
+        "binary_sensor",
+        "sip_profiles",
+        f"{entry.entry_id}_registered",
+        config_entry=entry,
+        suggested_object_id="sip_alice_sip_test_registered",
+    )
+    await setup_entry(hass, entry)
+    state = hass.states.get("binary_sensor.sip_alice_sip_test_registered")
+    assert state is not None
+    assert state.state == STATE_ON
+    assert state.attributes["friendly_name"] == "sip:alice@sip.test Registrar connection"
+    assert hass.states.get(REGISTERED) is None

@@ -321,6 +321,8 @@ async def test_forbidden_by_server(hass: HomeAssistant, kamailio_clean: Kamailio
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "forbidden"}
+    # The error names what to check and quotes the server's own answer.
+    assert result["description_placeholders"]["server_answer"] == "403 Forbidden"
 
 
 async def test_invalid_address(hass: HomeAssistant, kamailio_clean: KamailioServer) -> None:
@@ -390,16 +392,20 @@ async def test_duplicate_aborts(
 
 
 async def test_expires_range(hass: HomeAssistant, kamailio_clean: KamailioServer) -> None:
-    """The form takes 60 to 86400 seconds; the smallest works against the server."""
+    """The form takes 60 to 86400 seconds (a translated error else); the smallest works."""
     result = await start_manual(hass)
-    with pytest.raises(InvalidData):
-        await hass.config_entries.flow.async_configure(
-            result["flow_id"], alice_input(kamailio_clean, expires=30)
+    assert result["description_placeholders"] == {
+        "min_expires": "60",
+        "max_expires": "86400",
+        "server_answer": "",
+    }
+    for expires in (30, 86401):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], alice_input(kamailio_clean, expires=expires)
         )
-    with pytest.raises(InvalidData):
-        await hass.config_entries.flow.async_configure(
-            result["flow_id"], alice_input(kamailio_clean, expires=86401)
-        )
+        assert result["errors"] == {"base": "expires_out_of_range"}
+        assert suggested(result["data_schema"])[SECTION_ADVANCED][CONF_EXPIRES] == expires
+    assert hass.config_entries.async_entries(DOMAIN) == []
 
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], alice_input(kamailio_clean, expires=60)
@@ -803,10 +809,14 @@ async def test_options(
         CONF_EXPIRES: 3600,
         CONF_KEEPALIVE: DEFAULT_KEEPALIVE,
     }
-    with pytest.raises(InvalidData):
-        await hass.config_entries.options.async_configure(
-            result["flow_id"], {CONF_EXPIRES: 59, CONF_KEEPALIVE: 0}
-        )
+    assert result["description_placeholders"] == {"min_expires": "60", "max_expires": "86400"}
+    for expires in (59, 86401, 30.0):
+        with pytest.raises(InvalidData) as err:
+            await hass.config_entries.options.async_configure(
+                result["flow_id"], {CONF_EXPIRES: expires, CONF_KEEPALIVE: 0}
+            )
+        # The frontend shows a field's error through the translation of this key.
+        assert err.value.schema_errors == {CONF_EXPIRES: "expires_out_of_range"}
     with pytest.raises(InvalidData):
         await hass.config_entries.options.async_configure(
             result["flow_id"], {CONF_EXPIRES: 600, CONF_KEEPALIVE: -1}
@@ -894,7 +904,9 @@ async def test_reauth_of_running_profile(
 EVENT = "event.sip_alice_sip_test_registration_event"
 
 
-async def _locked_out(hass: HomeAssistant, kamailio: KamailioServer, entry: MockConfigEntry) -> None:
+async def _locked_out(
+    hass: HomeAssistant, kamailio: KamailioServer, entry: MockConfigEntry
+) -> None:
     """Alice's running profile sees its password refused: failed, ``auth_failed``, reauth."""
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -929,8 +941,7 @@ async def test_reauth_recovers_the_profile(
     await wait_for(
         hass,
         lambda: (
-            entry.state is ConfigEntryState.LOADED
-            and entry.runtime_data.data.state == "registered"
+            entry.state is ConfigEntryState.LOADED and entry.runtime_data.data.state == "registered"
         ),
     )
     assert hass.states.get(EVENT).attributes["event_type"] == "recovered"
@@ -982,8 +993,7 @@ async def test_forms_serialize_for_the_frontend(
     inner = {field["name"]: field for field in advanced["schema"]}
     assert inner[CONF_TRANSPORT]["selector"]["select"]["translation_key"] == CONF_TRANSPORT
     assert inner[CONF_TRANSPORT]["default"] == "auto"
-    assert inner[CONF_EXPIRES]["selector"]["number"]["min"] == 60
-    assert inner[CONF_EXPIRES]["selector"]["number"]["max"] == 86400
+    assert inner[CONF_EXPIRES]["selector"]["number"]["unit_of_measurement"] == "s"
     assert inner[CONF_MASTER]["selector"]["select"]["options"] == [
         {"value": master.entry_id, "label": master.title}
     ]

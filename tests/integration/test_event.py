@@ -32,7 +32,7 @@ from .helpers import (  # noqa: F401 - fixtures
 
 EVENT = "event.sip_alice_sip_test_registration_event"
 REGISTRATION = "sensor.sip_alice_sip_test_registration"
-REGISTERED = "binary_sensor.sip_alice_sip_test_registered"
+REGISTERED = "binary_sensor.sip_alice_sip_test_registrar_connection"
 
 
 def event_type(hass: HomeAssistant) -> str | None:

@@ -215,12 +215,65 @@ async def test_profile_not_loaded(
     assert str(err.value) == "The SIP profile sip:alice@sip.test is not loaded"
 
 
-async def test_a_target_is_required(
+async def test_no_target_means_every_loaded_profile(
+    hass: HomeAssistant,
+    make_entry: MakeEntry,
+    kamailio_clean: KamailioServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without a target, each action that can undo itself acts on every loaded profile."""
+    alice, bob, carol = make_entry("alice"), make_entry("bob"), make_entry("carol")
+    await setup_entry(hass, alice)
+    await setup_entry(hass, bob)
+    carol.add_to_hass(hass)  # not loaded: left out
+
+    listed = await call(hass, "list_bindings", {}, response=True)
+    assert [profile["aor"] for profile in listed["profiles"]] == [
+        "sip:alice@sip.test",
+        "sip:bob@sip.test",
+    ]
+    await call(hass, "disable", {})
+    await wait_for(
+        hass, lambda: kamailio_clean.bindings("alice") == kamailio_clean.bindings("bob") == []
+    )
+    await call(hass, "refresh", {})  # every profile is disabled: nothing to refresh, no error
+    await call(hass, "enable", {})
+    for entry in (alice, bob):
+        await wait_for(
+            hass, lambda entry=entry: state_of(entry.runtime_data) is RegistrationState.REGISTERED
+        )
+    sent = registers_sent(alice.runtime_data)
+    await call(hass, "refresh", {})
+    await wait_for(hass, lambda: registers_sent(alice.runtime_data) > sent)
+    assert "Error" not in caplog.text
+
+
+async def test_unregister_all_needs_a_target(
     hass: HomeAssistant, make_entry: MakeEntry, kamailio_clean: KamailioServer
 ) -> None:
+    """Removing other devices' bindings of every account is never what an empty call means."""
     await setup_entry(hass, make_entry())
-    with pytest.raises(Exception, match="config_entry_id"):
-        await call(hass, "enable", {})
+    with pytest.raises(ServiceValidationError) as err:
+        await call(hass, "unregister_all", {}, response=True)
+    assert err.value.translation_key == "target_required"
+    assert str(err.value) == "Choose the SIP profiles or devices whose bindings to remove"
+    assert len(kamailio_clean.bindings("alice")) == 1
+
+
+async def test_a_device_is_read_by_its_one_config_entry(
+    hass: HomeAssistant,
+    make_entry: MakeEntry,
+    kamailio_clean: KamailioServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No deprecated multi-entry device property is read (it breaks in 2027.10)."""
+    entry = make_entry()
+    await setup_entry(hass, entry)
+    listed = await call(
+        hass, "list_bindings", {ATTR_DEVICE_ID: device_id(hass, entry)}, response=True
+    )
+    assert [profile["config_entry_id"] for profile in listed["profiles"]] == [entry.entry_id]
+    assert "deprecated" not in caplog.text
 
 
 @pytest.mark.parametrize("service", ["list_bindings", "unregister_all"])
