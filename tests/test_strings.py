@@ -103,6 +103,6 @@ def test_plain_texts_carry_no_markup(language: str) -> None:
 def test_the_check_finds_what_the_frontend_would_link() -> None:
     """The autolink pattern sees a bare address and an address placeholder, not a quoted one."""
     assert AUTOLINKED.search(CODE_SPAN.sub("", "such as sip:alice@example.com."))
-    assert AUTOLINKED.search("credentials of {aor}.".format(aor=ADDRESS))
+    assert AUTOLINKED.search(f"credentials of {ADDRESS}.")
     assert not AUTOLINKED.search(CODE_SPAN.sub("", "such as `sip:alice@example.com`."))
     assert not AUTOLINKED.search("the host[:port] of a registrar")
