@@ -7,6 +7,7 @@ from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
+from .buddy_repairs import BuddyRepairs, async_remove_issues
 from .const import DOMAIN
 from .coordinator import SipProfileConfigEntry, SipProfileCoordinator, settings_changed
 from .services import async_setup_services
@@ -41,6 +42,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: SipProfileConfigEntry) -
         hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_unregister_on_stop)
     )
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
+    repairs = BuddyRepairs(hass, coordinator)
+    repairs.async_sync()
+    entry.async_on_unload(repairs.async_stop)
+
+    async def _async_buddies_changed(hass: HomeAssistant, entry: SipProfileConfigEntry) -> None:
+        repairs.async_sync()
+
+    entry.async_on_unload(entry.add_update_listener(_async_buddies_changed))
     if not coordinator.publish_presence:
         coordinator.async_remove_presence_entities()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
@@ -55,6 +64,11 @@ async def async_unload_entry(hass: HomeAssistant, entry: SipProfileConfigEntry) 
     if unloaded:
         await entry.runtime_data.async_shutdown()
     return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: SipProfileConfigEntry) -> None:
+    """The profile is deleted: its buddies' repair issues go with it."""
+    async_remove_issues(hass, entry)
 
 
 async def _async_entry_updated(hass: HomeAssistant, entry: SipProfileConfigEntry) -> None:
