@@ -309,6 +309,7 @@ class SipBuddySensor(SensorEntity):
 
     async def async_added_to_hass(self) -> None:
         """Follow the buddy's subscription."""
+        await super().async_added_to_hass()
         self.async_on_remove(
             self.coordinator.subscriptions.async_add_listener(self._key, self.async_write_ha_state)
         )
