@@ -128,9 +128,9 @@ TRANSPORT_SELECTOR = SelectSelector(
         mode=SelectSelectorMode.DROPDOWN,
     )
 )
-EXPIRES_FIELD = vol.All(
-    # Checked before the selector, whose own message ("Value 30.0 is too small") is not
-    # translated; the frontend looks this message up as the form's error key.
+OPTIONS_EXPIRES = vol.All(
+    # The options form's expiry, checked before the selector, whose own message ("Value 30.0
+    # is too small") is not translated; the frontend looks this message up as an error key.
     vol.Range(min=MIN_EXPIRES, max=MAX_EXPIRES, msg="expires_out_of_range"),
     NumberSelector(
         NumberSelectorConfig(
@@ -552,7 +552,7 @@ class SipProfilesOptionsFlow(OptionsFlow):
             current[CONF_PUBLISH_PRESENCE] = entry.options[CONF_PUBLISH_PRESENCE]
         schema = vol.Schema(
             {
-                vol.Required(CONF_EXPIRES, default=DEFAULT_EXPIRES): EXPIRES_FIELD,
+                vol.Required(CONF_EXPIRES, default=DEFAULT_EXPIRES): OPTIONS_EXPIRES,
                 vol.Required(CONF_KEEPALIVE, default=DEFAULT_KEEPALIVE): KEEPALIVE_SELECTOR,
                 vol.Required(
                     CONF_PUBLISH_PRESENCE, default=DEFAULT_PUBLISH_PRESENCE

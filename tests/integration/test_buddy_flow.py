@@ -128,3 +128,31 @@ async def test_a_deleted_profile_takes_its_buddies_issues(
     await hass.config_entries.async_remove(entry.entry_id)
     await hass.async_block_till_done()
     assert issue_registry.async_get_issue(DOMAIN, issue_id(subentry_id)) is None
+
+
+async def test_an_issue_clears_once_the_server_accepts(
+    hass: HomeAssistant,
+    issue_registry: ir.IssueRegistry,
+    make_entry: MakeEntry,
+    kamailio_clean: KamailioServer,
+) -> None:
+    """An issue raised before a restart goes once the buddy's subscription comes up."""
+    entry = make_entry()
+    await setup_entry(hass, entry)
+    result = await submit(hass, (await start(hass, entry))["flow_id"], kamailio_clean.aor("bob"))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    [subentry_id] = entry.subentries
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id(subentry_id),
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="buddy_refused",
+    )
+
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_for(
+        hass, lambda: issue_registry.async_get_issue(DOMAIN, issue_id(subentry_id)) is None
+    )
