@@ -36,6 +36,18 @@ async def submit(hass: HomeAssistant, flow_id: str, uri: str, watch: str = "pres
     )
 
 
+async def add_buddy(hass: HomeAssistant, entry: MockConfigEntry, uri: str) -> str:
+    """Add a buddy, refused or not (a refused one is submitted twice); its subentry id."""
+    result = await start(hass, entry)
+    result = await submit(hass, result["flow_id"], uri)
+    if result["type"] is FlowResultType.FORM:
+        result = await submit(hass, result["flow_id"], uri)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    [subentry_id] = entry.subentries
+    return subentry_id
+
+
 async def test_a_refused_watch_is_told_then_added_if_asked_again(
     hass: HomeAssistant,
     issue_registry: ir.IssueRegistry,
@@ -116,11 +128,7 @@ async def test_a_deleted_profile_takes_its_buddies_issues(
 ) -> None:
     entry = make_entry()
     await setup_entry(hass, entry)
-    result = await start(hass, entry)
-    await submit(hass, result["flow_id"], ELSEWHERE)
-    await submit(hass, result["flow_id"], ELSEWHERE)
-    await hass.async_block_till_done()
-    [subentry_id] = entry.subentries
+    subentry_id = await add_buddy(hass, entry, ELSEWHERE)
     await wait_for(
         hass, lambda: issue_registry.async_get_issue(DOMAIN, issue_id(subentry_id)) is not None
     )
@@ -139,9 +147,7 @@ async def test_an_issue_clears_once_the_server_accepts(
     """An issue raised before a restart goes once the buddy's subscription comes up."""
     entry = make_entry()
     await setup_entry(hass, entry)
-    result = await submit(hass, (await start(hass, entry))["flow_id"], kamailio_clean.aor("bob"))
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    [subentry_id] = entry.subentries
+    subentry_id = await add_buddy(hass, entry, kamailio_clean.aor("bob"))
     assert await hass.config_entries.async_unload(entry.entry_id)
     ir.async_create_issue(
         hass,
