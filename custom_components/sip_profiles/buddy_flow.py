@@ -44,11 +44,11 @@ from .const import (
 )
 from .profile import InvalidAddressError, parse_address
 from .sip.aio.runner import UserAgentRunner
+from .sip.client import FailureReason
 from .sip.errors import LocalProtocolError
 from .sip.subscription import (
     SubscriptionChanged,
     SubscriptionKey,
-    SubscriptionReason,
     SubscriptionState,
     SubscriptionStatus,
 )
@@ -87,8 +87,7 @@ def refused(status: SubscriptionStatus) -> bool:
         status.state is SubscriptionState.FAILED
         and status.status_code is not None
         and status.status_code >= 400
-        and status.reason
-        not in (SubscriptionReason.TRANSPORT_ERROR, SubscriptionReason.SERVER_ERROR)
+        and status.reason not in (FailureReason.TRANSPORT_ERROR, FailureReason.SERVER_ERROR)
     )
 
 
@@ -189,7 +188,7 @@ class BuddySubentryFlow(ConfigSubentryFlow):
                     self._refused = (watch, uri)
                     errors["base"] = (
                         "watch_not_offered"
-                        if refusal.reason is SubscriptionReason.NOT_OFFERED
+                        if refusal.reason is FailureReason.NOT_OFFERED
                         else "watch_refused"
                     )
                     status_code = str(refusal.status_code)

@@ -311,7 +311,7 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
     async def async_unregister_all(self) -> int:
         """Remove every binding of the address of record; returns how many there were.
 
-        The profile stays enabled but unregistered until it is refreshed or re-enabled.
+        An enabled profile registers again at once; a disabled one stays unregistered.
         """
         event = await self._async_operation(
             lambda runner: runner.unregister_all(), (AllBindingsRemoved, OperationFailed)

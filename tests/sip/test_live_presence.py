@@ -14,6 +14,7 @@ import pytest
 
 from custom_components.sip_profiles.sip.aio.runner import UserAgentRunner
 from custom_components.sip_profiles.sip.auth import Credentials, DigestClient
+from custom_components.sip_profiles.sip.client import FailureReason
 from custom_components.sip_profiles.sip.documents import (
     PresenceState,
     WatcherStatus,
@@ -30,7 +31,6 @@ from custom_components.sip_profiles.sip.registration import RegistrationState
 from custom_components.sip_profiles.sip.subscription import (
     NotifyReceived,
     SubscriptionKey,
-    SubscriptionReason,
     SubscriptionState,
 )
 from custom_components.sip_profiles.sip.target import Target, Transport
@@ -208,7 +208,7 @@ async def test_subscription_comes_back_after_a_server_restart(
     await alice.wait_for(
         lambda: (
             alice.runner.user_agent.subscription_status(key).reason  # type: ignore[union-attr]
-            is SubscriptionReason.DIALOG_LOST
+            is FailureReason.DIALOG_LOST
         )
     )
     await alice.wait_for(lambda: alice.state(key) is SubscriptionState.ACTIVE)
@@ -259,7 +259,7 @@ async def test_a_package_the_server_does_not_offer_is_reported(
     await alice.wait_for(lambda: alice.state(key) is SubscriptionState.FAILED)
     status = alice.runner.user_agent.subscription_status(key)
     assert status is not None
-    assert status.reason is SubscriptionReason.NOT_OFFERED
+    assert status.reason is FailureReason.NOT_OFFERED
     assert status.status_code == 489
 
 
@@ -284,7 +284,7 @@ async def test_notifies_to_the_contact_as_sent(
     def waiting_for_backoff() -> bool:
         status = alice.runner.user_agent.subscription_status(key)
         assert status is not None
-        return status.reason is SubscriptionReason.DIALOG_LOST and status.retry_at is not None
+        return status.reason is FailureReason.DIALOG_LOST and status.retry_at is not None
 
     await alice.wait_for(waiting_for_backoff)
     assert alice.notifies(key) == []

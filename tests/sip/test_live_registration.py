@@ -162,8 +162,9 @@ async def test_max_expires_is_granted_less(make_client: Callable[..., Client]) -
     assert client.runner.user_agent.registration.status.expires == 3600
 
 
+@pytest.mark.parametrize("enabled", [True, False])
 async def test_unregister_all_removes_another_clients_binding(
-    make_client: Callable[..., Client], kamailio_clean: KamailioServer
+    enabled: bool, make_client: Callable[..., Client], kamailio_clean: KamailioServer
 ) -> None:
     phone = make_client(Transport.TCP)
     home = make_client(Transport.UDP)
@@ -179,11 +180,20 @@ async def test_unregister_all_removes_another_clients_binding(
     assert len(listed.bindings) == 2
     assert [b.ours for b in listed.bindings].count(True) == 1
 
+    if not enabled:
+        home.runner.unregister()
+        await home.wait_for_state(RegistrationState.UNREGISTERED)
     home.runner.unregister_all()
     await home.wait_for(lambda: any(isinstance(e, AllBindingsRemoved) for e in home.events))
-    assert AllBindingsRemoved(2) in home.events
-    assert kamailio_clean.bindings("alice") == []
-    assert home.state is RegistrationState.UNREGISTERED
+    assert AllBindingsRemoved(2 if enabled else 1) in home.events
+    if enabled:
+        # Enabled means registered: only our own binding comes back.
+        await home.wait_for_state(RegistrationState.REGISTERED)
+        contact = home.runner.user_agent.registration.status.contact
+        assert [b.contact for b in kamailio_clean.bindings("alice")] == [contact]
+    else:
+        assert kamailio_clean.bindings("alice") == []
+        assert home.state is RegistrationState.UNREGISTERED
 
 
 @pytest.mark.parametrize("answer_403", [False, True])

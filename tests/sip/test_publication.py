@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from custom_components.sip_profiles.sip.client import FailureReason
 from custom_components.sip_profiles.sip.documents import PresenceState, parse_pidf, summarize
 from custom_components.sip_profiles.sip.documents.pidf import MyPresence
 from custom_components.sip_profiles.sip.errors import LocalProtocolError
 from custom_components.sip_profiles.sip.message import Request
 from custom_components.sip_profiles.sip.publication import (
     PublicationChanged,
-    PublicationReason,
     PublicationState,
 )
 
@@ -147,14 +147,14 @@ def test_failures_back_off_and_489_stops() -> None:
     harness.answer(reply(publishes(harness)[-1], 500, "Server Error"))
     status = harness.user_agent.publication.status
     assert status.state is PublicationState.FAILED
-    assert status.reason is PublicationReason.SERVER_ERROR
+    assert status.reason is FailureReason.SERVER_ERROR
     assert status.retry_at is not None
     assert 15 <= status.retry_at - harness.now <= 30
     harness.advance(30)
     assert len(publishes(harness)) == 2
     harness.answer(reply(publishes(harness)[-1], 489, "Bad Event"))
     status = harness.user_agent.publication.status
-    assert status.reason is PublicationReason.NOT_OFFERED
+    assert status.reason is FailureReason.NOT_OFFERED
     assert status.retry_at is None
     harness.advance(7200)
     assert len(publishes(harness)) == 2

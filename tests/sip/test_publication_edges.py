@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from custom_components.sip_profiles.sip.client import FailureReason
 from custom_components.sip_profiles.sip.documents import PresenceState, parse_pidf, summarize
 from custom_components.sip_profiles.sip.documents.pidf import MyPresence
 from custom_components.sip_profiles.sip.publication import (
-    PublicationReason,
     PublicationState,
     PublicationStatus,
 )
@@ -30,9 +30,9 @@ def started(harness: Harness, presence: MyPresence = MyPresence.BUSY) -> None:
 
 @pytest.mark.parametrize(
     ("status", "reason"),
-    [(403, PublicationReason.FORBIDDEN), (415, PublicationReason.REJECTED)],
+    [(403, FailureReason.FORBIDDEN), (415, FailureReason.REJECTED)],
 )
-def test_final_refusals_stop_publishing(status: int, reason: PublicationReason) -> None:
+def test_final_refusals_stop_publishing(status: int, reason: FailureReason) -> None:
     harness = Harness.create()
     started(harness)
     harness.answer(reply(publishes(harness)[-1], status, "No"))
@@ -50,13 +50,13 @@ def test_final_refusals_stop_publishing(status: int, reason: PublicationReason) 
 @pytest.mark.parametrize(
     ("status", "extra", "reason"),
     [
-        (408, (), PublicationReason.TIMEOUT),
-        (480, (), PublicationReason.SERVER_ERROR),
-        (503, ("Retry-After: later",), PublicationReason.SERVER_ERROR),
+        (408, (), FailureReason.TIMEOUT),
+        (480, (), FailureReason.SERVER_ERROR),
+        (503, ("Retry-After: later",), FailureReason.SERVER_ERROR),
     ],
 )
 def test_passing_trouble_retries_after_backoff(
-    status: int, extra: tuple[str, ...], reason: PublicationReason
+    status: int, extra: tuple[str, ...], reason: FailureReason
 ) -> None:
     harness = Harness.create()
     started(harness)
@@ -82,7 +82,7 @@ def test_no_answer_fails_after_timer_f_and_publishes_again_later() -> None:
     assert status_of(harness).state is PublicationState.PUBLISHING
     harness.advance(2)
     failed = status_of(harness)
-    assert (failed.state, failed.reason) == (PublicationState.FAILED, PublicationReason.TIMEOUT)
+    assert (failed.state, failed.reason) == (PublicationState.FAILED, FailureReason.TIMEOUT)
     assert failed.retry_at is not None
     count = len(publishes(harness))
     harness.advance(failed.retry_at - harness.now)
@@ -99,7 +99,7 @@ def test_a_challenge_we_cannot_answer_fails_the_publication() -> None:
     failed = status_of(harness)
     assert (failed.state, failed.reason, failed.status_code) == (
         PublicationState.FAILED,
-        PublicationReason.AUTH_FAILED,
+        FailureReason.AUTH_FAILED,
         401,
     )
     assert failed.retry_at is None
@@ -226,7 +226,7 @@ def test_423_without_a_usable_larger_minimum_is_a_refusal(extra: tuple[str, ...]
     failed = status_of(harness)
     assert (failed.state, failed.reason, failed.status_code) == (
         PublicationState.FAILED,
-        PublicationReason.REJECTED,
+        FailureReason.REJECTED,
         423,
     )
     assert len(publishes(harness)) == 1
@@ -245,4 +245,4 @@ def test_423_again_and_again_gives_up_after_three_larger_tries() -> None:
         "5000",
         "6000",
     ]
-    assert status_of(harness).reason is PublicationReason.REJECTED
+    assert status_of(harness).reason is FailureReason.REJECTED

@@ -277,7 +277,42 @@ def test_unregister_all_counts_then_removes_every_binding() -> None:
     assert removal.headers.get("Expires") == "0"
     harness.answer(reply(removal, 200, "OK"))
     assert AllBindingsRemoved(2) in harness.events
+    assert RegistrationState.UNREGISTERED in [s.state for s in harness.statuses()]
+
+
+def test_an_enabled_registration_registers_again_after_unregister_all() -> None:
+    harness = Harness.create()
+    harness.register_through_challenge(expires=600)
+    harness.user_agent.unregister_all(harness.now)
+    harness.drain()
+    harness.answer(reply(harness.last_request(), 200, "OK"))
+    harness.answer(reply(harness.last_request(), 200, "OK"))
+    again = harness.last_request()
+    assert again.headers.get("Contact") == "<sip:alice@127.0.0.1:5070>"
+    assert harness.status.state is RegistrationState.REGISTERING
+    harness.answer(ok_for(again, 600))
+    assert harness.status.state is RegistrationState.REGISTERED
+    harness.advance(540)
+    assert register_count(harness) == 6  # challenge, register, count, remove, again, refresh
+
+
+def test_unregister_all_works_on_a_disabled_registration_and_it_stays_unregistered() -> None:
+    harness = Harness.create()
+    harness.register_through_challenge(expires=600)
+    harness.user_agent.unregister(harness.now)
+    harness.drain()
+    harness.answer(reply(harness.last_request(), 200, "OK"))
+    harness.user_agent.unregister_all(harness.now)
+    harness.drain()
+    harness.answer(reply(harness.last_request(), 200, "OK", "Contact: <sip:alice@192.0.2.9>"))
+    removal = harness.last_request()
+    assert removal.headers.get("Contact") == "*"
+    harness.answer(reply(removal, 200, "OK"))
+    assert AllBindingsRemoved(1) in harness.events
     assert harness.status.state is RegistrationState.UNREGISTERED
+    sent = register_count(harness)
+    harness.advance(7200)
+    assert register_count(harness) == sent
 
 
 def test_query_lists_bindings_without_changing_state() -> None:
@@ -496,16 +531,16 @@ def test_finished_transactions_leave_after_timer_k_and_j_in_a_long_soak() -> Non
         harness.sent.clear()
         harness.events.clear()
         harness.advance(0.2)
-        peak_client = max(peak_client, len(user_agent._client))
-        peak_server = max(peak_server, len(user_agent._server))
+        peak_client = max(peak_client, len(user_agent._transactions.client))
+        peak_server = max(peak_server, len(user_agent._transactions.server))
     assert harness.status.state is RegistrationState.REGISTERED
     # Two REGISTERs per 0.2 s linger for T4 (5 s), a NOTIFY per 0.2 s for 64 * T1 (32 s).
     assert peak_client <= 2 * 26
     assert peak_server <= 161
-    assert len(user_agent._client_timers) <= peak_client + 2
-    assert len(user_agent._server_timers) <= peak_server + 1
+    assert len(user_agent._transactions._client_timers) <= peak_client + 2
+    assert len(user_agent._transactions._server_timers) <= peak_server + 1
     harness.advance(33)
-    assert not user_agent._client
-    assert not user_agent._server
-    assert not user_agent._client_timers
-    assert not user_agent._server_timers
+    assert not user_agent._transactions.client
+    assert not user_agent._transactions.server
+    assert not user_agent._transactions._client_timers
+    assert not user_agent._transactions._server_timers

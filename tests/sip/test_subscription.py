@@ -6,13 +6,13 @@ import itertools
 
 import pytest
 
+from custom_components.sip_profiles.sip.client import FailureReason
 from custom_components.sip_profiles.sip.documents.pidf import MyPresence
 from custom_components.sip_profiles.sip.message import Request, Response, parse_message
 from custom_components.sip_profiles.sip.subscription import (
     NotifyReceived,
     SubscriptionChanged,
     SubscriptionKey,
-    SubscriptionReason,
     SubscriptionState,
 )
 from custom_components.sip_profiles.sip.uri import parse_sip_uri
@@ -252,7 +252,7 @@ def test_giveup_without_retry_after_backs_off() -> None:
         notify(request, "terminated;reason=giveup", cseq=2, body=b"", branch="z9hG4bKn2")
     )
     status = harness.user_agent.subscription_status(key)
-    assert status.reason is SubscriptionReason.GIVEUP
+    assert status.reason is FailureReason.GIVEUP
     assert status.retry_at is not None
     assert 15 <= status.retry_at - harness.now <= 30
 
@@ -283,7 +283,7 @@ def test_481_to_a_refresh_subscribes_anew() -> None:
     assert again.call_id != request.call_id
     assert again.to.tag is None
     assert str(again.uri) == "sip:bob@sip.test"
-    assert harness.user_agent.subscription_status(key).reason is SubscriptionReason.DIALOG_LOST
+    assert harness.user_agent.subscription_status(key).reason is FailureReason.DIALOG_LOST
 
 
 def test_489_reports_the_package_as_not_offered() -> None:
@@ -293,7 +293,7 @@ def test_489_reports_the_package_as_not_offered() -> None:
     harness.answer(reply(harness.last_request(), 489, "Bad Event"))
     status = harness.user_agent.subscription_status(key)
     assert status.state is SubscriptionState.FAILED
-    assert status.reason is SubscriptionReason.NOT_OFFERED
+    assert status.reason is FailureReason.NOT_OFFERED
     assert status.status_code == 489
     harness.advance(7200)
     assert len(subscribes(harness)) == 1
@@ -317,13 +317,13 @@ def test_server_errors_and_timeouts_back_off() -> None:
     harness.drain()
     harness.answer(reply(harness.last_request(), 503, "Service Unavailable", "Retry-After: 90"))
     status = harness.user_agent.subscription_status(key)
-    assert status.reason is SubscriptionReason.SERVER_ERROR
+    assert status.reason is FailureReason.SERVER_ERROR
     assert status.retry_at == pytest.approx(harness.now + 90)
     harness.advance(90)
     assert len(subscribes(harness)) == 2
     harness.advance(32)  # no answer: Timer F
     status = harness.user_agent.subscription_status(key)
-    assert status.reason is SubscriptionReason.TIMEOUT
+    assert status.reason is FailureReason.TIMEOUT
     assert status.retry_at is not None
 
 
@@ -407,7 +407,7 @@ def test_the_flow_coming_back_starts_new_dialogs() -> None:
     again = subscribes(harness)[-1]
     assert again.call_id != request.call_id
     assert again.headers.get("Contact") == "<sip:alice@127.0.0.1:5072>"
-    assert harness.user_agent.subscription_status(key).reason is SubscriptionReason.DIALOG_LOST
+    assert harness.user_agent.subscription_status(key).reason is FailureReason.DIALOG_LOST
 
 
 def test_concurrent_stale_challenges_are_answered_once_and_do_not_poison_the_credentials() -> None:
@@ -478,7 +478,7 @@ def test_a_flow_that_keeps_breaking_before_any_notify_backs_off() -> None:
     status = harness.user_agent.subscription_status(key)
     assert status is not None
     assert status.state is SubscriptionState.FAILED
-    assert status.reason is SubscriptionReason.DIALOG_LOST
+    assert status.reason is FailureReason.DIALOG_LOST
     assert status.retry_at is not None
     assert len(subscribes(harness)) == 3
 
@@ -529,7 +529,7 @@ def test_no_notify_after_the_200_fails_and_subscribes_again_after_backoff() -> N
     harness.advance(1)
     status = harness.user_agent.subscription_status(key)
     assert status.state is SubscriptionState.FAILED
-    assert status.reason is SubscriptionReason.NO_NOTIFY
+    assert status.reason is FailureReason.NO_NOTIFY
     assert status.retry_at is not None
     harness.advance(30)
     again = subscribes(harness)[-1]

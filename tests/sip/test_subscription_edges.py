@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from custom_components.sip_profiles.sip.client import FailureReason
 from custom_components.sip_profiles.sip.errors import LocalProtocolError
 from custom_components.sip_profiles.sip.subscription import (
     SubscriptionKey,
-    SubscriptionReason,
     SubscriptionState,
     SubscriptionStatus,
 )
@@ -45,14 +45,14 @@ def test_subscribing_again_to_a_live_subscription_sends_nothing() -> None:
 @pytest.mark.parametrize(
     ("status", "phrase", "reason"),
     [
-        (403, "Forbidden", SubscriptionReason.FORBIDDEN),
-        (404, "Not Found", SubscriptionReason.NOT_FOUND),
-        (604, "Does Not Exist Anywhere", SubscriptionReason.NOT_FOUND),
-        (486, "Busy Here", SubscriptionReason.REJECTED),
+        (403, "Forbidden", FailureReason.FORBIDDEN),
+        (404, "Not Found", FailureReason.NOT_FOUND),
+        (604, "Does Not Exist Anywhere", FailureReason.NOT_FOUND),
+        (486, "Busy Here", FailureReason.REJECTED),
     ],
 )
 def test_final_refusals_stop_until_subscribed_again(
-    status: int, phrase: str, reason: SubscriptionReason
+    status: int, phrase: str, reason: FailureReason
 ) -> None:
     harness = Harness.create()
     key = started(harness)
@@ -80,13 +80,13 @@ def test_final_refusals_stop_until_subscribed_again(
 @pytest.mark.parametrize(
     ("status", "extra", "reason"),
     [
-        (408, (), SubscriptionReason.TIMEOUT),
-        (480, (), SubscriptionReason.SERVER_ERROR),
-        (503, ("Retry-After: soon",), SubscriptionReason.SERVER_ERROR),
+        (408, (), FailureReason.TIMEOUT),
+        (480, (), FailureReason.SERVER_ERROR),
+        (503, ("Retry-After: soon",), FailureReason.SERVER_ERROR),
     ],
 )
 def test_passing_trouble_retries_after_backoff(
-    status: int, extra: tuple[str, ...], reason: SubscriptionReason
+    status: int, extra: tuple[str, ...], reason: FailureReason
 ) -> None:
     harness = Harness.create()
     key = started(harness)
@@ -121,7 +121,7 @@ def test_a_challenge_we_cannot_answer_fails_the_subscription(challenge: str) -> 
     failed = status_of(harness, key)
     assert (failed.state, failed.reason, failed.status_code) == (
         SubscriptionState.FAILED,
-        SubscriptionReason.AUTH_FAILED,
+        FailureReason.AUTH_FAILED,
         401,
     )
     assert failed.retry_at is None
@@ -217,7 +217,7 @@ def test_terminated_without_a_known_reason_retries_after_backoff(state: str) -> 
     failed = status_of(harness, key)
     assert (failed.state, failed.reason) == (
         SubscriptionState.FAILED,
-        SubscriptionReason.TERMINATED,
+        FailureReason.TERMINATED,
     )
     assert failed.retry_at is not None
     harness.advance(failed.retry_at - harness.now)
@@ -234,7 +234,7 @@ def test_accepted_with_expires_zero_is_ended_and_tried_again_later() -> None:
     failed = status_of(harness, key)
     assert (failed.state, failed.reason, failed.status_code) == (
         SubscriptionState.FAILED,
-        SubscriptionReason.TERMINATED,
+        FailureReason.TERMINATED,
         202,
     )
     assert failed.retry_at is not None
@@ -249,7 +249,7 @@ def test_a_2xx_with_an_unreadable_expires_counts_as_a_server_error() -> None:
     failed = status_of(harness, key)
     assert (failed.state, failed.reason, failed.status_code) == (
         SubscriptionState.FAILED,
-        SubscriptionReason.SERVER_ERROR,
+        FailureReason.SERVER_ERROR,
         200,
     )
     assert failed.retry_at is not None
@@ -266,7 +266,7 @@ def test_423_without_a_usable_larger_minimum_is_a_refusal(extra: tuple[str, ...]
     failed = status_of(harness, key)
     assert (failed.state, failed.reason, failed.status_code) == (
         SubscriptionState.FAILED,
-        SubscriptionReason.REJECTED,
+        FailureReason.REJECTED,
         423,
     )
     assert len(subscribes(harness)) == 1
@@ -281,7 +281,7 @@ def test_423_again_and_again_gives_up_after_three_larger_tries() -> None:
             reply(harness.last_request(), 423, "Interval Too Brief", f"Min-Expires: {minimum}")
         )
     assert [r.headers.get("Expires") for r in subscribes(harness)] == ["60", "120", "240", "480"]
-    assert status_of(harness, key).reason is SubscriptionReason.REJECTED
+    assert status_of(harness, key).reason is FailureReason.REJECTED
 
 
 def test_a_negative_expiry_is_refused_and_nothing_is_sent() -> None:

@@ -411,6 +411,27 @@ class DigestClient:
             ha2 = self._ha2[key] = algorithm.hexdigest(f"{method}:{uri}".encode())
         return ha2
 
+    def holds_answer(self, status: int, challenge_values: Sequence[str]) -> bool:
+        """Whether every realm a 401/407 challenges has an answer held that a 2xx accepted.
+
+        A request challenged before that answer was accepted may then go again with the nonce
+        held (and its next nonce count) instead of a fresh answer.
+        """
+        proxy = status == 407
+        try:
+            realms = {
+                challenge.realm
+                for value in challenge_values
+                for challenge in parse_challenges(value, proxy=proxy)
+            }
+        except RemoteProtocolError:
+            return False
+        accepted = (_AnswerState.ACCEPTED, _AnswerState.REUSED)
+        return bool(realms) and all(
+            (answer := self._answers.get((proxy, realm))) is not None and answer.state in accepted
+            for realm in realms
+        )
+
     def request_succeeded(self) -> None:
         """A 2xx arrived: the answers it carried are good and their nonces may be reused."""
         for answer in self._answers.values():

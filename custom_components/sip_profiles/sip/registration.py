@@ -1,15 +1,16 @@
 """The registration client of one profile (RFC 3261 §10), as a sans-I/O state machine.
 
-It decides *what* to send and *when*; the user agent owns the transactions that carry its
-requests and feeds back their responses and failures; time comes in as ``now`` arguments.
+It holds what is a registration's own: our binding and its Contact parameters, the bindings the
+registrar lists, one REGISTER at a time (§10.2) with the others queued, and ``Contact: *``. How a
+REGISTER is sent, challenged, retried and refreshed (423 Min-Expires, Retry-After or backoff,
+refresh at 90 % of the granted expiry) is decided in :mod:`.client`. Rejected credentials
+(a fresh answer challenged again, or 403) and 404 stop: resending them would only get the
+client banned.
 
-Policy in one place:
-- refresh at 90 % of the expiry the registrar granted (our Contact's ``expires``, else Expires);
-- 423 adopts Min-Expires and retries at once;
-- 408/480/5xx, timeouts and transport errors retry after Retry-After, else after a capped,
-  jittered exponential backoff;
-- rejected credentials (a fresh answer challenged again, or 403) and 404 stop: resending them
-  would only get the client banned.
+Unregister-all runs in two explicit phases, :attr:`Operation.COUNT_BINDINGS` (a REGISTER
+without Contact, so the event can say how many bindings went) and
+:attr:`Operation.REMOVE_ALL` (``Contact: *``). It works whether the registration is enabled or
+not; an enabled registration registers again afterwards (enabled means registered).
 """
 
 from __future__ import annotations
@@ -18,21 +19,16 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 import random
-from typing import Final
+from typing import Final, override
 
-from .auth import ChallengeOutcome, DigestClient
-from .backoff import Backoff, BackoffPolicy
+from .auth import DigestClient
+from .backoff import BackoffPolicy
+from .client import Client, Failure, FailureReason, granted_expires, refresh_time
 from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import Params
 from .headers import STAR, Headers, NameAddr
 from .message import Request, Response
-from .outbox import Outbox, earliest
-from .transaction import ClientTransactionFailure
 from .uri import SipUri
-
-REFRESH_RATIO = 0.9
-MAX_INTERVAL_RETRIES = 3
-"""How many 423 answers in a row are adopted before the registrar is considered broken."""
 
 
 class RegistrationState(StrEnum):
@@ -45,34 +41,16 @@ class RegistrationState(StrEnum):
     FAILED = "failed"
 
 
-class FailureReason(StrEnum):
-    """Why a registration failed; the values name the problem for users and automations."""
-
-    AUTH_FAILED = "auth_failed"
-    FORBIDDEN = "forbidden"
-    NOT_FOUND = "not_found"
-    TIMEOUT = "timeout"
-    TRANSPORT_ERROR = "transport_error"
-    SERVER_ERROR = "server_error"
-    REJECTED = "rejected"
-
-    @property
-    def retryable(self) -> bool:
-        """Whether the client tries again by itself."""
-        return self in (
-            FailureReason.TIMEOUT,
-            FailureReason.TRANSPORT_ERROR,
-            FailureReason.SERVER_ERROR,
-        )
-
-
 class Operation(StrEnum):
     """What a REGISTER in flight is for."""
 
     REGISTER = "register"
     UNREGISTER = "unregister"
     QUERY = "query"
+    COUNT_BINDINGS = "count_bindings"
+    """The first phase of unregister-all: how many bindings are there?"""
     REMOVE_ALL = "remove_all"
+    """The second phase: ``Contact: *``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,16 +130,8 @@ class OperationFailed:
 
 RegistrationEvent = RegistrationChanged | BindingsListed | AllBindingsRemoved | OperationFailed
 
-
-@dataclass(slots=True)
-class _Pending:
-    """A REGISTER handed to the user agent and not yet answered."""
-
-    operation: Operation
-    request: Request
-    interval_retries: int = 0
-    removal_count: int | None = None
-    """For REMOVE_ALL: None while the bindings are being counted, then how many there were."""
+_ONE_OFF = frozenset({Operation.QUERY, Operation.COUNT_BINDINGS, Operation.REMOVE_ALL})
+"""Operations that report by an event of their own and leave the registration's state alone."""
 
 
 @dataclass(slots=True)
@@ -173,8 +143,10 @@ class _Dialog:
     cseq: int = field(default=0)
 
 
-class Registration(Outbox[RegistrationEvent]):
+class Registration(Client[Operation, RegistrationStatus, RegistrationEvent]):
     """Keeps one address of record registered at one registrar."""
+
+    EXPIRING = frozenset({Operation.REGISTER})
 
     def __init__(
         self,
@@ -187,32 +159,25 @@ class Registration(Outbox[RegistrationEvent]):
         rng: random.Random | None = None,
     ) -> None:
         """Create an idle registration; ``register()`` starts it."""
-        super().__init__()
+        super().__init__(
+            digest,
+            settings.expires,
+            RegistrationStatus(RegistrationState.UNREGISTERED),
+            backoff=backoff,
+            rng=rng,
+        )
         self.settings: Final = settings
         # Text written into every REGISTER, made once: the settings never change.
         self._address_of_record = str(NameAddr(settings.aor, settings.display_name))
         self._request_uri = str(settings.request_uri)
         self._contact_params = _contact_params(settings)
-        self._digest = digest
         self._dialog = _Dialog(call_id=call_id, from_tag=from_tag)
-        self._backoff = Backoff(backoff, rng)
-        self._expires = settings.expires
-        self._contact: SipUri | None = None
         # The contact as text, and as our Contact field with its parameters, made when it is set.
         self._contact_text: str | None = None
         self._contact_field = ""
         self._stale_contact: SipUri | None = None
-        self._status = RegistrationStatus(RegistrationState.UNREGISTERED)
-        self._enabled = False
-        self._pending: _Pending | None = None
         self._queue: deque[Operation] = deque()
-
-    # -- what the user agent reads -------------------------------------------------------------
-
-    @property
-    def status(self) -> RegistrationStatus:
-        """The current snapshot."""
-        return self._status
+        self._removal_count = 0
 
     @property
     def state(self) -> RegistrationState:
@@ -220,34 +185,39 @@ class Registration(Outbox[RegistrationEvent]):
         return self._status.state
 
     @property
-    def enabled(self) -> bool:
-        """Whether the registration is meant to be kept up."""
-        return self._enabled
-
-    @property
+    @override
     def call_id(self) -> str:
         """The Call-ID of every REGISTER this registration sends."""
         return self._dialog.call_id
 
     @property
-    def deadline(self) -> float | None:
-        """When ``on_timer`` must run next."""
-        if self._pending is not None:
-            return None
-        return earliest(self._status.refresh_at, self._status.retry_at)
+    def settled(self) -> bool:
+        """Whether it is registered, or not trying to be (disabled, or given up)."""
+        status = self._status
+        return (
+            not self._enabled
+            or status.state is RegistrationState.REGISTERED
+            or (status.state is RegistrationState.FAILED and status.retry_at is None)
+        )
 
     # -- commands ------------------------------------------------------------------------------
 
+    @override
     def set_contact(self, contact: SipUri) -> None:
         """Use ``contact`` from now on; a registered binding is moved to it at once."""
-        if contact == self._contact:
-            return
-        previous, self._contact = self._contact, contact
-        self._contact_text = str(contact)
-        self._contact_field = str(NameAddr(contact, params=self._contact_params))
-        # The address the registrar saw belongs to the old flow; the next answer tells the new one.
-        self._set_status(replace(self._status, public_address=None))
-        if self._enabled and previous is not None and self.state is RegistrationState.REGISTERED:
+        previous = self._contact
+        if contact != previous:
+            self._contact_text = str(contact)
+            self._contact_field = str(NameAddr(contact, params=self._contact_params))
+            # The address the registrar saw belongs to the old flow; the next answer tells anew.
+            self._set_status(replace(self._status, public_address=None))
+        super().set_contact(contact)
+        if (
+            contact != previous
+            and previous is not None
+            and self._enabled
+            and self.state is RegistrationState.REGISTERED
+        ):
             self._stale_contact = previous
             self._submit(Operation.REGISTER)
 
@@ -262,72 +232,47 @@ class Registration(Outbox[RegistrationEvent]):
         was_bound = self.state in (RegistrationState.REGISTERED, RegistrationState.REGISTERING)
         self._enabled = False
         self._queue.clear()
+        self._drop_held()
         if was_bound or self._pending is not None:
             self._submit(Operation.UNREGISTER)
         else:
             self._set_status(RegistrationStatus(RegistrationState.UNREGISTERED))
 
     def unregister_all(self) -> None:
-        """Remove every binding of the AOR, ours and other devices' (``Contact: *``)."""
-        self._enabled = False
+        """Remove every binding of the AOR, ours and other devices' (``Contact: *``).
+
+        An enabled registration registers again once they are gone; a disabled one stays
+        unregistered.
+        """
         self._queue.clear()
-        self._submit(Operation.REMOVE_ALL)
+        self._submit(Operation.COUNT_BINDINGS)
 
     def query_bindings(self) -> None:
         """Ask the registrar for the current bindings (a REGISTER without Contact)."""
         self._submit(Operation.QUERY)
 
+    @override
     def discard(self) -> None:
         """Forget the registration without sending anything (the binding expires by itself)."""
-        self._enabled = False
         self._queue.clear()
-        self._pending = None
-        self._set_status(RegistrationStatus(RegistrationState.UNREGISTERED))
+        super().discard()
 
-    # -- feedback from the user agent ----------------------------------------------------------
+    # -- the client mechanism's questions ------------------------------------------------------
 
-    def on_timer(self, now: float) -> None:
-        """A refresh or a retry is due."""
-        status = self._status
-        due = [t for t in (status.refresh_at, status.retry_at) if t is not None and t <= now]
-        if due and self._pending is None and self._enabled:
-            self._set_status(replace(status, refresh_at=None, retry_at=None))
-            self._submit(Operation.REGISTER)
+    @override
+    def _idle_status(self) -> RegistrationStatus:
+        return RegistrationStatus(RegistrationState.UNREGISTERED)
 
-    def on_response(self, response: Response, now: float) -> None:
-        """A final response to our REGISTER arrived (provisional ones are ignored)."""
-        pending = self._pending
-        if pending is None or response.status < 200:
-            return
-        if response.status in (401, 407):
-            self._on_challenge(pending, response, now)
-            return
-        if response.status == 423 and pending.operation is Operation.REGISTER:
-            self._on_interval_too_brief(pending, response, now)
-            return
-        self._pending = None
-        if 200 <= response.status < 300:
-            self._digest.request_succeeded()
-            self._on_success(pending, response, now)
-        else:
-            self._on_rejected(pending.operation, response, now)
-        self._next_from_queue()
+    @override
+    def _changed(self, status: RegistrationStatus) -> RegistrationEvent:
+        return RegistrationChanged(status)
 
-    def on_failure(self, failure: ClientTransactionFailure, now: float) -> None:
-        """Our REGISTER timed out or its flow broke."""
-        pending = self._pending
-        if pending is None:
-            return
-        self._pending = None
-        reason = (
-            FailureReason.TIMEOUT
-            if failure is ClientTransactionFailure.TIMEOUT
-            else FailureReason.TRANSPORT_ERROR
-        )
-        self._fail(pending.operation, reason, now)
-        self._next_from_queue()
+    @override
+    def _retry(self, now: float) -> None:
+        self._set_status(replace(self._status, refresh_at=None, retry_at=None))
+        self._submit(Operation.REGISTER)
 
-    # -- internals -----------------------------------------------------------------------------
+    _refresh = _retry
 
     def _submit(self, operation: Operation) -> None:
         """Send now, or after the REGISTER in flight (RFC 3261 §10.2: one at a time)."""
@@ -335,25 +280,18 @@ class Registration(Outbox[RegistrationEvent]):
             if operation not in self._queue:
                 self._queue.append(operation)
             return
-        self._send(operation)
-
-    def _next_from_queue(self) -> None:
-        if self._pending is None and self._queue:
-            self._send(self._queue.popleft())
-
-    def _send(self, operation: Operation) -> None:
-        """Build and queue the REGISTER for ``operation``; REMOVE_ALL first counts the bindings."""
+        if operation in self._queue:
+            self._queue.remove(operation)
         if operation is Operation.REGISTER:
             if not self._enabled:
                 return
-            if self._contact is None:
-                raise LocalProtocolError("no Contact address is known yet")
+            state = self.state
             self._set_status(
                 replace(
                     self._status,
-                    state=RegistrationState.REGISTERING
-                    if self.state is not RegistrationState.REGISTERED
-                    else RegistrationState.REGISTERED,
+                    state=state
+                    if state is RegistrationState.REGISTERED
+                    else RegistrationState.REGISTERING,
                     refresh_at=None,
                     retry_at=None,
                 )
@@ -362,14 +300,14 @@ class Registration(Outbox[RegistrationEvent]):
             self._set_status(
                 RegistrationStatus(RegistrationState.UNREGISTERING, contact=self._status.contact)
             )
-        self._queue_request(_Pending(operation, self._build(operation)))
+        self._send(operation)
 
-    def _queue_request(self, pending: _Pending) -> None:
-        self._pending = pending
-        self._outbox.append(pending.request)
+    def _next_from_queue(self) -> None:
+        if self._pending is None and self._queue:
+            self._submit(self._queue.popleft())
 
-    def _build(self, operation: Operation, *, remove_all: bool = False) -> Request:
-        settings = self.settings
+    @override
+    def _build(self, operation: Operation) -> Request:
         dialog = self._dialog
         dialog.cseq += 1
         fields = [
@@ -390,54 +328,21 @@ class Registration(Outbox[RegistrationEvent]):
             if self._contact_text is not None:
                 fields.append(("Contact", f"<{self._contact_text}>"))
             fields.append(("Expires", "0"))
-        elif remove_all:
+        elif operation is Operation.REMOVE_ALL:
             fields.append(("Contact", STAR))
             fields.append(("Expires", "0"))
-        if settings.supported:
-            fields.append(("Supported", ", ".join(settings.supported)))
+        if self.settings.supported:
+            fields.append(("Supported", ", ".join(self.settings.supported)))
         fields += self._digest.authorization_headers("REGISTER", self._request_uri)
-        return Request("REGISTER", settings.request_uri, Headers(fields))
+        return Request("REGISTER", self.settings.request_uri, Headers(fields))
 
-    def _on_challenge(self, pending: _Pending, response: Response, now: float) -> None:
-        name = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
-        try:
-            outcome = self._digest.handle_challenge(response.status, response.headers.get_all(name))
-        except RemoteProtocolError:
-            outcome = ChallengeOutcome.UNSUPPORTED
-        self._pending = None
-        if outcome in (ChallengeOutcome.ANSWERED, ChallengeOutcome.STALE):
-            self._resend(pending)
-            return
-        self._fail(pending.operation, FailureReason.AUTH_FAILED, now, response=response)
-        self._next_from_queue()
-
-    def _on_interval_too_brief(self, pending: _Pending, response: Response, now: float) -> None:
-        self._pending = None
-        try:
-            minimum = response.min_expires
-        except RemoteProtocolError:
-            minimum = None
-        if (
-            minimum is None
-            or minimum <= self._expires
-            or pending.interval_retries >= MAX_INTERVAL_RETRIES
-        ):
-            self._fail(pending.operation, FailureReason.REJECTED, now, response=response)
-            self._next_from_queue()
-            return
-        self._expires = minimum
-        pending.interval_retries += 1
-        self._resend(pending)
-
-    def _resend(self, pending: _Pending) -> None:
-        """The same operation again with a new CSeq (and whatever the challenge taught us)."""
-        remove_all = pending.removal_count is not None
-        pending.request = self._build(pending.operation, remove_all=remove_all)
-        self._queue_request(pending)
-
-    def _on_success(self, pending: _Pending, response: Response, now: float) -> None:
-        operation = pending.operation
+    @override
+    def _succeeded(self, operation: Operation, response: Response, now: float) -> None:
         bindings = self._bindings(response)
+        if operation is Operation.COUNT_BINDINGS:
+            self._removal_count = len(bindings)
+            self._send(Operation.REMOVE_ALL)
+            return
         if operation is Operation.REGISTER:
             self._stale_contact = None
             self._backoff.reset()
@@ -448,13 +353,18 @@ class Registration(Outbox[RegistrationEvent]):
                     status_code=response.status,
                     reason_phrase=response.reason,
                     expires=granted,
-                    refresh_at=now + max(granted * REFRESH_RATIO, 1.0),
+                    refresh_at=refresh_time(granted, now),
                     contact=self._contact_text,
                     public_address=_public_address(response),
                     bindings=bindings,
                 )
             )
-        elif operation is Operation.UNREGISTER:
+        elif operation is Operation.QUERY:
+            self._events.append(BindingsListed(bindings))
+        else:
+            if operation is Operation.REMOVE_ALL:
+                self._events.append(AllBindingsRemoved(self._removal_count))
+                bindings = ()
             self._set_status(
                 RegistrationStatus(
                     RegistrationState.UNREGISTERED,
@@ -463,83 +373,38 @@ class Registration(Outbox[RegistrationEvent]):
                     bindings=bindings,
                 )
             )
-        elif operation is Operation.QUERY:
-            self._events.append(BindingsListed(bindings))
-        elif pending.removal_count is None:
-            # The counting query of an unregister-all was answered: now remove them all.
-            self._queue_request(
-                _Pending(
-                    Operation.REMOVE_ALL,
-                    self._build(Operation.REMOVE_ALL, remove_all=True),
-                    removal_count=len(bindings),
-                )
-            )
-        else:
-            self._events.append(AllBindingsRemoved(pending.removal_count))
-            self._set_status(
-                RegistrationStatus(
-                    RegistrationState.UNREGISTERED,
-                    status_code=response.status,
-                    reason_phrase=response.reason,
-                )
-            )
+            if operation is Operation.REMOVE_ALL and self._enabled:
+                self._submit(Operation.REGISTER)
+        self._next_from_queue()
 
-    def _on_rejected(self, operation: Operation, response: Response, now: float) -> None:
-        status = response.status
-        retry_after: int | None = None
-        if status == 403:
-            reason = FailureReason.FORBIDDEN
-        elif status == 404:
-            reason = FailureReason.NOT_FOUND
-        elif status in (408, 480) or 500 <= status < 600:
-            reason = FailureReason.TIMEOUT if status == 408 else FailureReason.SERVER_ERROR
-            try:
-                retry_after = response.retry_after
-            except RemoteProtocolError:
-                retry_after = None
-        else:
-            reason = FailureReason.REJECTED
-        self._fail(operation, reason, now, response=response, retry_after=retry_after)
-
-    def _fail(
-        self,
-        operation: Operation,
-        reason: FailureReason,
-        now: float,
-        *,
-        response: Response | None = None,
-        retry_after: int | None = None,
-    ) -> None:
-        code = response.status if response is not None else None
-        if operation in (Operation.QUERY, Operation.REMOVE_ALL):
-            self._events.append(OperationFailed(operation, reason, code))
-            return
-        if operation is Operation.UNREGISTER:
+    @override
+    def _failed(self, operation: Operation, failure: Failure, now: float) -> None:
+        if operation in _ONE_OFF:
+            reported = Operation.QUERY if operation is Operation.QUERY else Operation.REMOVE_ALL
+            self._events.append(OperationFailed(reported, failure.reason, failure.status_code))
+        elif operation is Operation.UNREGISTER:
             # The binding expires by itself; there is nothing to retry.
             self._set_status(
                 RegistrationStatus(
                     RegistrationState.UNREGISTERED,
-                    reason=reason,
-                    status_code=code,
-                    reason_phrase=response.reason if response is not None else None,
+                    reason=failure.reason,
+                    status_code=failure.status_code,
+                    reason_phrase=failure.reason_phrase,
                 )
             )
-            return
-        retry_at: float | None = None
-        if reason.retryable and self._enabled:
-            delay = retry_after if retry_after is not None else self._backoff.next_delay()
-            retry_at = now + delay
-        self._set_status(
-            RegistrationStatus(
-                RegistrationState.FAILED,
-                reason=reason,
-                status_code=code,
-                reason_phrase=response.reason if response is not None else None,
-                retry_at=retry_at,
-                contact=self._status.contact,
-                public_address=self._status.public_address,
+        else:
+            self._set_status(
+                RegistrationStatus(
+                    RegistrationState.FAILED,
+                    reason=failure.reason,
+                    status_code=failure.status_code,
+                    reason_phrase=failure.reason_phrase,
+                    retry_at=self._retry_at(failure, now),
+                    contact=self._status.contact,
+                    public_address=self._status.public_address,
+                )
             )
-        )
+        self._next_from_queue()
 
     def _bindings(self, response: Response) -> tuple[Binding, ...]:
         try:
@@ -570,16 +435,7 @@ class Registration(Outbox[RegistrationEvent]):
         for binding in bindings:
             if binding.ours and binding.expires is not None:
                 return binding.expires
-        try:
-            header = response.expires
-        except RemoteProtocolError:
-            header = None
-        return header if header is not None else self._expires
-
-    def _set_status(self, status: RegistrationStatus) -> None:
-        if status != self._status:
-            self._status = status
-            self._events.append(RegistrationChanged(status))
+        return granted_expires(response, self._expires)
 
 
 def _public_address(response: Response) -> tuple[str, int] | None:
@@ -622,6 +478,7 @@ __all__ = [
     "Binding",
     "BindingsListed",
     "FailureReason",
+    "Operation",
     "OperationFailed",
     "Registration",
     "RegistrationChanged",

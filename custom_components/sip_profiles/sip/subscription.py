@@ -1,51 +1,45 @@
 """The client side of one event subscription (RFC 6665), as a sans-I/O state machine.
 
 One :class:`Subscription` watches one resource for one event package (``presence``,
-``dialog``, ``presence.winfo``...). It decides what SUBSCRIBE to send and when; the user agent
-owns the transactions, hands it the responses and the NOTIFYs of its dialog, and answers each
-NOTIFY with the status code :meth:`Subscription.on_notify` returns. NOTIFY bodies are passed on
-as bytes in :class:`NotifyReceived`; turning them into presence is the job of
-:mod:`.documents`, off the event loop.
+``dialog``, ``presence.winfo``...). It holds what is a subscription's own: the dialog, the
+NOTIFYs of it and the reasons a notifier gives for ending it. How a SUBSCRIBE is sent,
+challenged, retried and refreshed (423 Min-Expires, Retry-After or backoff, refresh at 90 % of
+the granted expiry) is decided in :mod:`.client`. The user agent answers each NOTIFY with the
+status :meth:`Subscription.on_notify` returns; NOTIFY bodies are passed on as bytes in
+:class:`NotifyReceived` (turning them into presence is :mod:`.documents`' job, off the loop).
 
-Policy in one place:
+Policy of its own:
+- a start is queued (:attr:`Subscription.start_queued`) and made by the user agent when its
+  pacing allows (:meth:`Subscription.start`);
 - the dialog is formed by the 2xx to the SUBSCRIBE or by a NOTIFY that overtook it;
-- refresh in the dialog at 90 % of the expiry the notifier granted;
-- ``Subscription-State: terminated`` (RFC 6665 §4.1.3): ``deactivated`` and ``timeout`` subscribe
-  again at once in a new dialog (with backoff when that keeps happening before any NOTIFY said
-  active), ``probation`` and ``giveup`` after Retry-After or backoff, ``rejected``,
-  ``noresource`` and ``invariant`` stop; no reason or an unknown one retries after backoff;
-- no NOTIFY within 32 s of the 2xx to a new SUBSCRIBE: tried again after backoff;
-- 481 to a refresh subscribes anew; 489 stops (the package is not offered); 423 adopts
-  Min-Expires; 408/480/5xx, timeouts and transport errors retry after Retry-After or backoff;
-  rejected credentials, 403, 404 and other 4xx stop.
+- ``Subscription-State: terminated`` follows the :data:`TERMINATIONS` table (RFC 6665 §4.1.3);
+- after the 2xx to a new SUBSCRIBE the subscription waits for the first NOTIFY, after an
+  accepted unsubscribe for the final one (:class:`Awaiting`), 32 s (64*T1) each;
+- 481 to a refresh subscribes anew.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from enum import StrEnum
+from enum import Enum, StrEnum
 import random
 from types import MappingProxyType
+from typing import override
 
-from .auth import ChallengeOutcome, DigestClient
-from .backoff import Backoff, BackoffPolicy
+from .auth import DigestClient
+from .backoff import BackoffPolicy
+from .client import Client, Failure, FailureReason, refresh_time
 from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import is_token
 from .headers import Headers, NameAddr
 from .message import Request, Response
-from .outbox import Outbox, earliest
-from .transaction import ClientTransactionFailure
 from .uri import SipUri, Uri
 
-REFRESH_RATIO = 0.9
 DEFAULT_EXPIRES = 3600
-MAX_INTERVAL_RETRIES = 3
-FINAL_NOTIFY_WAIT = 32.0
-"""Seconds to wait for the final NOTIFY after an unsubscribe was accepted (64*T1)."""
-FIRST_NOTIFY_WAIT = 32.0
-"""Seconds to wait for the first NOTIFY after a SUBSCRIBE was accepted (64*T1, RFC 6665
-§4.1.2.4); without one the subscription is taken as failed and tried again."""
+NOTIFY_WAIT = 32.0
+"""Seconds to wait for the first NOTIFY after a SUBSCRIBE was accepted, or for the final one
+after an unsubscribe was (64*T1, RFC 6665 §4.1.2.4)."""
 
 ACCEPT: Mapping[str, str] = MappingProxyType(
     {
@@ -68,36 +62,37 @@ class SubscriptionState(StrEnum):
     FAILED = "failed"
 
 
-class SubscriptionReason(StrEnum):
-    """Why a subscription ended, failed or started over; the notifier's reasons keep their names."""
+class Termination(Enum):
+    """What a subscription does after ``Subscription-State: terminated``."""
 
-    DEACTIVATED = "deactivated"
-    PROBATION = "probation"
-    REJECTED = "rejected"
-    TIMEOUT = "timeout"
-    GIVEUP = "giveup"
-    NORESOURCE = "noresource"
-    INVARIANT = "invariant"
-    TERMINATED = "terminated"
-    """Terminated without a reason we know."""
-    NOT_OFFERED = "not_offered"
-    """489: the notifier does not offer this event package."""
-    DIALOG_LOST = "dialog_lost"
-    NO_NOTIFY = "no_notify"
-    """The SUBSCRIBE was accepted but no NOTIFY followed."""
-    """481 to a refresh, or the flow or registration came back: subscribed anew."""
-    AUTH_FAILED = "auth_failed"
-    FORBIDDEN = "forbidden"
-    NOT_FOUND = "not_found"
-    TRANSPORT_ERROR = "transport_error"
-    SERVER_ERROR = "server_error"
+    AT_ONCE = "at_once"
+    """Subscribe again at once in a new dialog (with backoff when it keeps happening before any
+    NOTIFY said active)."""
+    AFTER_RETRY_AFTER = "after_retry_after"
+    """Subscribe again after the notifier's retry-after, else after backoff."""
+    AFTER_BACKOFF = "after_backoff"
+    STOP = "stop"
 
 
-_RESUBSCRIBE_AT_ONCE = frozenset({SubscriptionReason.DEACTIVATED, SubscriptionReason.TIMEOUT})
-_RESUBSCRIBE_LATER = frozenset({SubscriptionReason.PROBATION, SubscriptionReason.GIVEUP})
-_FINAL = frozenset(
-    {SubscriptionReason.REJECTED, SubscriptionReason.NORESOURCE, SubscriptionReason.INVARIANT}
+TERMINATIONS: Mapping[FailureReason, Termination] = MappingProxyType(
+    {
+        FailureReason.DEACTIVATED: Termination.AT_ONCE,
+        FailureReason.TIMEOUT: Termination.AT_ONCE,
+        FailureReason.PROBATION: Termination.AFTER_RETRY_AFTER,
+        FailureReason.GIVEUP: Termination.AFTER_RETRY_AFTER,
+        FailureReason.REJECTED: Termination.STOP,
+        FailureReason.NORESOURCE: Termination.STOP,
+        FailureReason.INVARIANT: Termination.STOP,
+    }
 )
+"""Notifier's reason -> what follows; no reason or one not listed: after backoff."""
+
+
+class Awaiting(Enum):
+    """The NOTIFY a subscription is waiting for, if any."""
+
+    FIRST_NOTIFY = "first_notify"
+    FINAL_NOTIFY = "final_notify"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +121,7 @@ class SubscriptionStatus:
     """A snapshot of everything a user may want to see about a subscription."""
 
     state: SubscriptionState
-    reason: SubscriptionReason | None = None
+    reason: FailureReason | None = None
     status_code: int | None = None
     expires: int | None = None
     """Seconds granted by the last 2xx or NOTIFY."""
@@ -178,34 +173,10 @@ class _Dialog:
     remote_cseq: int | None = None
 
 
-@dataclass(slots=True)
-class _Pending:
-    """A SUBSCRIBE handed to the user agent and not yet answered."""
-
-    operation: Operation
-    request: Request
-    interval_retries: int = 0
-
-
-def answers(request: Request, response: Response) -> bool:
-    """Whether ``response`` answers ``request`` (same Call-ID and CSeq), not an earlier one."""
-    try:
-        return response.call_id == request.call_id and response.cseq == request.cseq
-    except RemoteProtocolError:
-        return False
-
-
-def challenge_outcome(digest: DigestClient, response: Response) -> ChallengeOutcome:
-    """Feed a 401/407 to ``digest``; a malformed challenge counts as one we cannot answer."""
-    name = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
-    try:
-        return digest.handle_challenge(response.status, response.headers.get_all(name))
-    except RemoteProtocolError:
-        return ChallengeOutcome.UNSUPPORTED
-
-
-class Subscription(Outbox[SubscriptionEvent]):
+class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
     """Keeps one subscription (resource + event package) alive."""
+
+    EXPIRING = frozenset({Operation.SUBSCRIBE, Operation.REFRESH})
 
     def __init__(
         self,
@@ -216,7 +187,7 @@ class Subscription(Outbox[SubscriptionEvent]):
         backoff: BackoffPolicy | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        """Create an idle subscription; ``subscribe()`` starts it.
+        """Create an idle subscription; ``subscribe()`` queues its start.
 
         ``new_token(size)`` returns ``size`` random octets as hex, for Call-IDs and tags.
         """
@@ -224,27 +195,21 @@ class Subscription(Outbox[SubscriptionEvent]):
             raise LocalProtocolError(f"bad event package {settings.package!r}")
         if settings.expires < 0:
             raise LocalProtocolError("expires must not be negative")
+        super().__init__(
+            digest,
+            settings.expires,
+            SubscriptionStatus(SubscriptionState.UNSUBSCRIBED),
+            backoff=backoff,
+            rng=rng,
+        )
         self.settings = settings
         self.key = SubscriptionKey(str(settings.target), settings.package)
-        self._digest = digest
         self._new_token = new_token
-        self._backoff = Backoff(backoff, rng)
-        self._expires = settings.expires
-        self._contact: SipUri | None = None
         self._dialog: _Dialog | None = None
-        self._pending: _Pending | None = None
-        self._enabled = False
+        self._start_queued = False
         self._active_since_restart = True
-        self._final_notify_until: float | None = None
-        self._first_notify_until: float | None = None
-        self._status = SubscriptionStatus(SubscriptionState.UNSUBSCRIBED)
-
-    # -- what the user agent reads -------------------------------------------------------------
-
-    @property
-    def status(self) -> SubscriptionStatus:
-        """The current snapshot."""
-        return self._status
+        self._awaiting: Awaiting | None = None
+        self._awaiting_until: float | None = None
 
     @property
     def state(self) -> SubscriptionState:
@@ -252,65 +217,56 @@ class Subscription(Outbox[SubscriptionEvent]):
         return self._status.state
 
     @property
-    def enabled(self) -> bool:
-        """Whether the subscription is meant to be kept up."""
-        return self._enabled
-
-    @property
+    @override
     def call_id(self) -> str | None:
         """The Call-ID of the current dialog, or None when there is none."""
         return self._dialog.call_id if self._dialog is not None else None
 
     @property
-    def deadline(self) -> float | None:
-        """When ``on_timer`` must run next."""
-        if self._pending is not None:
-            return None
-        status = self._status
-        return earliest(
-            status.refresh_at,
-            status.retry_at,
-            self._final_notify_until,
-            self._first_notify_until,
-        )
+    def start_queued(self) -> bool:
+        """Whether a new dialog waits for the user agent's ``start()``."""
+        return self._start_queued
 
     # -- commands ------------------------------------------------------------------------------
 
-    def set_contact(self, contact: SipUri) -> None:
-        """Use ``contact`` in every SUBSCRIBE from now on (refreshes move the remote target)."""
-        super().__init__()
-        self._contact = contact
-
     def subscribe(self) -> None:
-        """Subscribe now in a new dialog and keep it refreshed; a live subscription stays as is."""
+        """Subscribe in a new dialog (queued) and keep it refreshed; a live one stays as is."""
         if self._enabled and self.state is not SubscriptionState.FAILED:
             return
         self._enabled = True
         self._backoff.reset()
         self._active_since_restart = True
         if self._pending is None:
-            self._start(None)
+            self._queue_start(None)
 
+    def start(self) -> None:
+        """Send the queued SUBSCRIBE of a new dialog."""
+        if self._start_queued and self._enabled:
+            self._start(self._status.reason)
+
+    @override
     def restart(self, now: float) -> None:
         """Subscribe again in a new dialog (the flow or the registration came back).
 
-        At once, unless the last restart never led to an active NOTIFY: a server that drops
-        the flow whenever it notifies would otherwise be flooded with SUBSCRIBEs; then after
-        backoff.
+        Queued at once, unless the last restart never led to an active NOTIFY: a server that
+        drops the flow whenever it notifies would otherwise be flooded with SUBSCRIBEs; then
+        after backoff.
         """
         if not self._enabled:
             return
         self._pending = None
         if self._active_since_restart:
             self._active_since_restart = False
-            self._start(SubscriptionReason.DIALOG_LOST)
+            self._queue_start(FailureReason.DIALOG_LOST)
         else:
-            self._fail(SubscriptionReason.DIALOG_LOST, now, retry=True)
+            self._fail(Failure(FailureReason.DIALOG_LOST), now, retry=True)
 
     def unsubscribe(self) -> None:
         """End the subscription (Expires 0) and wait for the final NOTIFY."""
         self._enabled = False
-        if self._pending is not None:
+        if self._drop_held() or self._start_queued:
+            self._end()
+        elif self._pending is not None:
             # The answer to the request in flight decides whether there is a dialog to end.
             self._set_status(SubscriptionStatus(SubscriptionState.UNSUBSCRIBING))
         elif self._dialog is not None and self.state in (
@@ -321,91 +277,32 @@ class Subscription(Outbox[SubscriptionEvent]):
             self._set_status(SubscriptionStatus(SubscriptionState.UNSUBSCRIBING))
             self._send(Operation.UNSUBSCRIBE)
         else:
-            self._end(SubscriptionState.UNSUBSCRIBED)
+            self._end()
 
+    @override
     def discard(self) -> None:
         """Forget the subscription without sending anything (it expires at the notifier)."""
         self._enabled = False
         self._pending = None
-        self._end(SubscriptionState.UNSUBSCRIBED)
-
-    def resend_authorized(self) -> None:
-        """Send the challenged request again with the credentials the user agent now holds.
-
-        The user agent calls this instead of handing over a 401/407 when another request
-        already answered a challenge for the same realm and succeeded.
-        """
-        pending = self._pending
-        if pending is not None:
-            self._resend(pending)
+        self._end()
 
     # -- feedback from the user agent ----------------------------------------------------------
 
+    @override
     def on_timer(self, now: float) -> None:
-        """A refresh, a retry or the wait for the final NOTIFY is due."""
+        """A refresh, a retry or the wait for a NOTIFY is due."""
+        until = self._awaiting_until
         if self._pending is not None:
             return
-        if self._final_notify_until is not None and now >= self._final_notify_until:
-            self._end(SubscriptionState.UNSUBSCRIBED)
-            return
-        status = self._status
-        if not self._enabled:
-            return
-        if self._first_notify_until is not None and now >= self._first_notify_until:
-            self._fail(SubscriptionReason.NO_NOTIFY, now, retry=True)
-        elif status.retry_at is not None and now >= status.retry_at:
-            self._start(status.reason)
-        elif status.refresh_at is not None and now >= status.refresh_at:
-            self._set_status(replace(status, refresh_at=None))
-            self._send(Operation.REFRESH)
-
-    def on_response(self, response: Response, now: float) -> None:
-        """A response to one of our SUBSCRIBEs arrived (provisional ones are ignored)."""
-        pending = self._pending
-        if pending is None or response.status < 200 or not answers(pending.request, response):
-            return
-        status = response.status
-        if status in (401, 407):
-            self._on_challenge(pending, response, now)
-            return
-        if status == 423 and pending.operation is not Operation.UNSUBSCRIBE:
-            self._on_interval_too_brief(pending, response, now)
-            return
-        self._pending = None
-        if not self._enabled and not 200 <= status < 300:
-            self._end(SubscriptionState.UNSUBSCRIBED)
-            return
-        if pending.operation is Operation.UNSUBSCRIBE:
-            if 200 <= status < 300:
-                self._digest.request_succeeded()
-                self._final_notify_until = now + FINAL_NOTIFY_WAIT
-            else:
-                self._end(SubscriptionState.UNSUBSCRIBED)
-            return
-        if 200 <= status < 300:
-            self._digest.request_succeeded()
-            self._on_accepted(pending, response, now)
-        elif status == 481 and pending.operation is Operation.REFRESH:
-            self._start(SubscriptionReason.DIALOG_LOST)
+        if self._awaiting is Awaiting.FINAL_NOTIFY and until is not None and now >= until:
+            self._end()
+        elif self._awaiting is Awaiting.FIRST_NOTIFY and until is not None and now >= until:
+            if self._enabled:
+                self._fail(Failure(FailureReason.NO_NOTIFY), now, retry=True)
         else:
-            self._on_rejected(response, now)
+            super().on_timer(now)
 
-    def on_failure(self, failure: ClientTransactionFailure, request: Request, now: float) -> None:
-        """Our SUBSCRIBE ``request`` timed out or its flow broke."""
-        pending = self._pending
-        if pending is None or pending.request is not request:
-            return
-        self._pending = None
-        if not self._enabled:
-            self._end(SubscriptionState.UNSUBSCRIBED)
-            return
-        reason = (
-            SubscriptionReason.TIMEOUT
-            if failure is ClientTransactionFailure.TIMEOUT
-            else SubscriptionReason.TRANSPORT_ERROR
-        )
-        self._fail(reason, now, retry=True)
-
+    @override
     def on_notify(self, request: Request, now: float) -> int:
         """Apply a NOTIFY the user agent matched to our Call-ID; return the status to answer.
 
@@ -442,7 +339,8 @@ class Subscription(Outbox[SubscriptionEvent]):
             dialog.remote_tag = remote_tag
             dialog.route_set = tuple(record_route)
         dialog.remote_cseq = cseq
-        self._first_notify_until = None
+        if self._awaiting is Awaiting.FIRST_NOTIFY:
+            self._await(None, None)
         if contacts:
             dialog.remote_target = contacts[0].uri
         if header.state == "terminated":
@@ -459,6 +357,82 @@ class Subscription(Outbox[SubscriptionEvent]):
         )
         return 200
 
+    # -- the client mechanism's questions ------------------------------------------------------
+
+    @override
+    def _idle_status(self) -> SubscriptionStatus:
+        return SubscriptionStatus(SubscriptionState.UNSUBSCRIBED)
+
+    @override
+    def _changed(self, status: SubscriptionStatus) -> SubscriptionEvent:
+        return SubscriptionChanged(self.key, status)
+
+    @override
+    def _waits(self) -> tuple[float | None, ...]:
+        return (self._awaiting_until,)
+
+    @override
+    def _retry(self, now: float) -> None:
+        self._start(self._status.reason)
+
+    @override
+    def _refresh(self, now: float) -> None:
+        self._set_status(replace(self._status, refresh_at=None))
+        self._send(Operation.REFRESH)
+
+    @override
+    def _succeeded(self, operation: Operation, response: Response, now: float) -> None:
+        if operation is Operation.UNSUBSCRIBE:
+            self._await(Awaiting.FINAL_NOTIFY, now + NOTIFY_WAIT)
+            return
+        dialog = self._dialog
+        if dialog is None:
+            return
+        try:
+            remote_tag = response.to.tag
+            contacts = response.contacts
+            granted = response.expires
+        except RemoteProtocolError:
+            self._fail(Failure.of(response, FailureReason.SERVER_ERROR), now, retry=True)
+            return
+        if dialog.remote_tag is None:
+            dialog.remote_tag = remote_tag
+            dialog.route_set = tuple(reversed(response.headers.get_list("Record-Route")))
+        if contacts and contacts != "*" and dialog.remote_tag == remote_tag:
+            dialog.remote_target = contacts[0].uri
+        granted = self._expires if granted is None else granted
+        if not self._enabled:
+            self._set_status(SubscriptionStatus(SubscriptionState.UNSUBSCRIBING))
+            self._send(Operation.UNSUBSCRIBE)
+            return
+        self._backoff.reset()
+        if granted == 0:
+            # Accepted and ended at once: nothing to refresh, the final NOTIFY says why.
+            self._fail(Failure.of(response, FailureReason.TERMINATED), now, retry=True)
+            return
+        status = self._status
+        if status.state is SubscriptionState.SUBSCRIBING:
+            self._await(Awaiting.FIRST_NOTIFY, now + NOTIFY_WAIT)
+        self._set_status(
+            replace(
+                status,
+                reason=None if operation is Operation.REFRESH else status.reason,
+                status_code=response.status,
+                expires=granted,
+                refresh_at=refresh_time(granted, now),
+                retry_at=None,
+            )
+        )
+
+    @override
+    def _failed(self, operation: Operation, failure: Failure, now: float) -> None:
+        if not self._enabled or operation is Operation.UNSUBSCRIBE:
+            self._end()
+        elif failure.status_code == 481 and operation is Operation.REFRESH:
+            self._start(FailureReason.DIALOG_LOST)
+        else:
+            self._fail(failure, now, retry=failure.reason.retryable)
+
     # -- internals -----------------------------------------------------------------------------
 
     def _on_notified_state(self, state: str, expires: int | None, now: float) -> None:
@@ -470,7 +444,7 @@ class Subscription(Outbox[SubscriptionEvent]):
             self._active_since_restart = True
         refresh_at = status.refresh_at
         if expires is not None and self._pending is None:
-            refresh_at = now + max(expires * REFRESH_RATIO, 1.0)
+            refresh_at = refresh_time(expires, now)
         self._set_status(
             replace(
                 status,
@@ -486,134 +460,38 @@ class Subscription(Outbox[SubscriptionEvent]):
         self._dialog = None
         self._pending = None  # its dialog is gone; the answer to it will be ignored
         if not self._enabled:
-            self._end(SubscriptionState.UNSUBSCRIBED)
+            self._end()
             return
         try:
-            reason = SubscriptionReason((reason_text or "").lower())
+            reason = FailureReason((reason_text or "").lower())
         except ValueError:
-            reason = SubscriptionReason.TERMINATED
-        if reason in _FINAL:
-            self._enabled = False
-            self._set_status(SubscriptionStatus(SubscriptionState.FAILED, reason=reason))
-        elif reason in _RESUBSCRIBE_AT_ONCE and self._active_since_restart:
+            reason = FailureReason.TERMINATED
+        termination = TERMINATIONS.get(reason, Termination.AFTER_BACKOFF)
+        if termination is Termination.STOP:
+            self._fail(Failure(reason), now, retry=False)
+        elif termination is Termination.AT_ONCE and self._active_since_restart:
             self._active_since_restart = False
             self._start(reason)
         else:
-            delay = (
-                retry_after
-                if retry_after is not None and reason in _RESUBSCRIBE_LATER
-                else self._backoff.next_delay()
-            )
-            self._set_status(
-                SubscriptionStatus(SubscriptionState.FAILED, reason=reason, retry_at=now + delay)
-            )
-
-    def _on_accepted(self, pending: _Pending, response: Response, now: float) -> None:
-        dialog = self._dialog
-        if dialog is None:
-            return
-        try:
-            remote_tag = response.to.tag
-            contacts = response.contacts
-            granted = response.expires
-        except RemoteProtocolError:
-            self._fail(SubscriptionReason.SERVER_ERROR, now, retry=True, response=response)
-            return
-        if dialog.remote_tag is None:
-            dialog.remote_tag = remote_tag
-            dialog.route_set = tuple(reversed(response.headers.get_list("Record-Route")))
-        if contacts and contacts != "*" and dialog.remote_tag == remote_tag:
-            dialog.remote_target = contacts[0].uri
-        granted = self._expires if granted is None else granted
-        if not self._enabled:
-            self._set_status(SubscriptionStatus(SubscriptionState.UNSUBSCRIBING))
-            self._send(Operation.UNSUBSCRIBE)
-            return
-        self._backoff.reset()
-        if granted == 0:
-            # Accepted and ended at once: nothing to refresh, the final NOTIFY says why.
-            self._fail(SubscriptionReason.TERMINATED, now, retry=True, response=response)
-            return
-        status = self._status
-        if status.state is SubscriptionState.SUBSCRIBING:
-            self._first_notify_until = now + FIRST_NOTIFY_WAIT
-        self._set_status(
-            replace(
-                status,
-                reason=None if pending.operation is Operation.REFRESH else status.reason,
-                status_code=response.status,
-                expires=granted,
-                refresh_at=now + max(granted * REFRESH_RATIO, 1.0),
-                retry_at=None,
-            )
-        )
-
-    def _on_rejected(self, response: Response, now: float) -> None:
-        status = response.status
-        if status == 489:
-            self._fail(SubscriptionReason.NOT_OFFERED, now, retry=False, response=response)
-        elif status == 403:
-            self._fail(SubscriptionReason.FORBIDDEN, now, retry=False, response=response)
-        elif status in (404, 604):
-            self._fail(SubscriptionReason.NOT_FOUND, now, retry=False, response=response)
-        elif status in (408, 480) or 500 <= status < 600:
-            try:
-                retry_after = response.retry_after
-            except RemoteProtocolError:
+            if termination is not Termination.AFTER_RETRY_AFTER:
                 retry_after = None
-            reason = (
-                SubscriptionReason.TIMEOUT if status == 408 else SubscriptionReason.SERVER_ERROR
-            )
-            self._fail(reason, now, retry=True, response=response, retry_after=retry_after)
-        else:
-            self._fail(SubscriptionReason.REJECTED, now, retry=False, response=response)
+            self._fail(Failure(reason, retry_after=retry_after), now, retry=True)
 
-    def _on_challenge(self, pending: _Pending, response: Response, now: float) -> None:
-        outcome = challenge_outcome(self._digest, response)
-        if outcome in (ChallengeOutcome.ANSWERED, ChallengeOutcome.STALE):
-            self._resend(pending)
-            return
-        self._pending = None
-        if not self._enabled:
-            self._end(SubscriptionState.UNSUBSCRIBED)
-            return
-        self._fail(SubscriptionReason.AUTH_FAILED, now, retry=False, response=response)
+    def _queue_start(self, reason: FailureReason | None) -> None:
+        self._dialog = None
+        self._await(None, None)
+        self._start_queued = True
+        self._set_status(SubscriptionStatus(SubscriptionState.SUBSCRIBING, reason=reason))
 
-    def _on_interval_too_brief(self, pending: _Pending, response: Response, now: float) -> None:
-        try:
-            minimum = response.min_expires
-        except RemoteProtocolError:
-            minimum = None
-        if (
-            minimum is None
-            or minimum <= self._expires
-            or pending.interval_retries >= MAX_INTERVAL_RETRIES
-        ):
-            self._pending = None
-            self._fail(SubscriptionReason.REJECTED, now, retry=False, response=response)
-            return
-        self._expires = minimum
-        pending.interval_retries += 1
-        self._resend(pending)
-
-    def _start(self, reason: SubscriptionReason | None) -> None:
+    def _start(self, reason: FailureReason | None) -> None:
         """A new dialog and its initial SUBSCRIBE."""
+        self._start_queued = False
         self._dialog = _Dialog(call_id=self._new_token(16), local_tag=self._new_token(8))
-        self._final_notify_until = None
-        self._first_notify_until = None
+        self._await(None, None)
         self._set_status(SubscriptionStatus(SubscriptionState.SUBSCRIBING, reason=reason))
         self._send(Operation.SUBSCRIBE)
 
-    def _send(self, operation: Operation) -> None:
-        self._pending = _Pending(operation, self._build(operation))
-        self._outbox.append(self._pending.request)
-
-    def _resend(self, pending: _Pending) -> None:
-        """The same operation again with a new CSeq (and whatever the challenge taught us)."""
-        pending.request = self._build(pending.operation)
-        self._pending = pending
-        self._outbox.append(pending.request)
-
+    @override
     def _build(self, operation: Operation) -> Request:
         dialog = self._dialog
         contact = self._contact
@@ -646,56 +524,43 @@ class Subscription(Outbox[SubscriptionEvent]):
             headers.add(name, value)
         return Request("SUBSCRIBE", uri, headers)
 
-    def _fail(
-        self,
-        reason: SubscriptionReason,
-        now: float,
-        *,
-        retry: bool,
-        response: Response | None = None,
-        retry_after: int | None = None,
-    ) -> None:
+    def _fail(self, failure: Failure, now: float, *, retry: bool) -> None:
+        """Failed: tried again later when ``retry``, else given up until subscribed again."""
         self._dialog = None
-        self._first_notify_until = None
-        retry_at: float | None = None
-        if retry and self._enabled:
-            delay = retry_after if retry_after is not None else self._backoff.next_delay()
-            retry_at = now + delay
-        else:
+        self._await(None, None)
+        retry_at = self._retry_at(failure, now, retryable=retry)
+        if retry_at is None:
             self._enabled = False
         self._set_status(
             SubscriptionStatus(
                 SubscriptionState.FAILED,
-                reason=reason,
-                status_code=response.status if response is not None else None,
+                reason=failure.reason,
+                status_code=failure.status_code,
                 retry_at=retry_at,
             )
         )
 
-    def _end(self, state: SubscriptionState) -> None:
+    def _end(self) -> None:
         self._dialog = None
-        self._final_notify_until = None
-        self._first_notify_until = None
-        self._set_status(SubscriptionStatus(state))
+        self._start_queued = False
+        self._await(None, None)
+        self._set_status(SubscriptionStatus(SubscriptionState.UNSUBSCRIBED))
 
-    def _set_status(self, status: SubscriptionStatus) -> None:
-        if status != self._status:
-            self._status = status
-            self._events.append(SubscriptionChanged(self.key, status))
+    def _await(self, awaiting: Awaiting | None, until: float | None) -> None:
+        self._awaiting = awaiting
+        self._awaiting_until = until
 
 
 __all__ = [
     "ACCEPT",
     "DEFAULT_EXPIRES",
+    "TERMINATIONS",
     "NotifyReceived",
     "Subscription",
     "SubscriptionChanged",
     "SubscriptionEvent",
     "SubscriptionKey",
-    "SubscriptionReason",
     "SubscriptionSettings",
     "SubscriptionState",
     "SubscriptionStatus",
-    "answers",
-    "challenge_outcome",
 ]

@@ -1,17 +1,30 @@
 """Non-INVITE transactions (RFC 3261 §17.1.2 and §17.2.2) with timers as deadlines.
 
+:class:`TransactionTable` keeps a user agent's transactions and whose request each one carries.
+
 A transaction never reads a clock: every method takes ``now`` and the owner asks for
 ``deadline`` to know when to call ``on_timer`` next.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+import heapq
 
 from .message import Request, Response
-from .outbox import earliest
 from .target import Target
+
+
+def earliest(*times: float | None) -> float | None:
+    """The earliest of the times that are set, or None when none is."""
+    # A plain loop: for the few times of a timer check it costs half of min() over a generator.
+    found = None
+    for time in times:
+        if time is not None and (found is None or time < found):
+            found = time
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,3 +171,139 @@ class ServerTransaction:
         if self._terminate_at is not None and now >= self._terminate_at:
             self._terminate_at = None
             self.state = TransactionState.TERMINATED
+
+
+type ClientKey = tuple[str, str]
+"""A client transaction's Via branch and method."""
+type ServerKey = tuple[str, str, str]
+"""A server transaction's Via branch, Via sent-by and method."""
+
+
+class TransactionTable[O]:
+    """A user agent's live transactions, their timers, and the owner ``O`` of each request."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self.client: dict[ClientKey, ClientTransaction] = {}
+        self.server: dict[ServerKey, ServerTransaction] = {}
+        self._owners: dict[ClientKey, O] = {}
+        # (deadline, key) of the transactions above, earliest first. An entry whose transaction
+        # has ended or moved its deadline since is dropped when it comes up, so timers and the
+        # next deadline cost no scan of the transactions lingering for Timer K or J.
+        self._client_timers: list[tuple[float, ClientKey]] = []
+        self._server_timers: list[tuple[float, ServerKey]] = []
+
+    def add_client(self, transaction: ClientTransaction, owner: O) -> ClientKey:
+        """Keep ``transaction``, whose request ``owner`` sent."""
+        key = (transaction.branch, transaction.method)
+        self.client[key] = transaction
+        self._owners[key] = owner
+        _schedule(self._client_timers, key, transaction)
+        return key
+
+    def add_server(self, key: ServerKey, transaction: ServerTransaction) -> None:
+        """Keep an answered incoming request's transaction until Timer J."""
+        self.server[key] = transaction
+        _schedule(self._server_timers, key, transaction)
+
+    def on_response(
+        self, key: ClientKey, response: Response, now: float
+    ) -> tuple[O, Response] | None:
+        """Feed ``response`` to transaction ``key``: the owner and the final response it must see.
+
+        None for a stray, a provisional or a retransmitted response.
+        """
+        transaction = self.client.get(key)
+        if transaction is None:
+            return None
+        delivered = transaction.on_response(response, now)
+        if delivered is None or delivered.status < 200:
+            return None
+        if transaction.deadline is None:
+            del self.client[key]
+        else:
+            _schedule(self._client_timers, key, transaction)
+        owner = self._owners.pop(key, None)
+        return None if owner is None else (owner, delivered)
+
+    def fail_pending(self) -> list[tuple[ClientKey, ClientTransaction, O]]:
+        """The flow broke: every transaction still waiting fails with a transport error."""
+        failed: list[tuple[ClientKey, ClientTransaction, O]] = []
+        for key, transaction in list(self.client.items()):
+            if transaction.on_transport_error() is not None:
+                del self.client[key]
+                if (owner := self._owners.pop(key, None)) is not None:
+                    failed.append((key, transaction, owner))
+        return failed
+
+    def run_timers(
+        self, now: float
+    ) -> tuple[
+        list[ClientTransaction],
+        list[tuple[ClientKey, ClientTransaction, O, ClientTransactionFailure]],
+    ]:
+        """Run the timers due at ``now``: the transactions to retransmit, and those that failed."""
+        retransmit: list[ClientTransaction] = []
+        failed: list[tuple[ClientKey, ClientTransaction, O, ClientTransactionFailure]] = []
+        timers = self._client_timers
+        while timers and timers[0][0] <= now:
+            deadline, key = heapq.heappop(timers)
+            transaction = self.client.get(key)
+            if transaction is None or transaction.deadline != deadline:
+                continue
+            result = transaction.on_timer(now)
+            if isinstance(result, Retransmit):
+                retransmit.append(transaction)
+                _schedule(timers, key, transaction)
+            elif result is not None or transaction.state is TransactionState.TERMINATED:
+                del self.client[key]
+                owner = self._owners.pop(key, None)
+                if result is not None and owner is not None:
+                    failed.append((key, transaction, owner, result))
+            else:
+                _schedule(timers, key, transaction)
+        server_timers = self._server_timers
+        while server_timers and server_timers[0][0] <= now:
+            deadline, server_key = heapq.heappop(server_timers)
+            server = self.server.get(server_key)
+            if server is None or server.deadline != deadline:
+                continue
+            server.on_timer(now)
+            if server.state is TransactionState.TERMINATED:
+                del self.server[server_key]
+            else:
+                _schedule(server_timers, server_key, server)
+        return retransmit, failed
+
+    def next_deadline(self) -> float | None:
+        """The earliest time ``run_timers`` has work to do."""
+        return earliest(
+            _valid_top(self._client_timers, self.client),
+            _valid_top(self._server_timers, self.server),
+        )
+
+    def clear_client(self) -> None:
+        """Forget every client transaction without failing it."""
+        self.client.clear()
+        self._client_timers.clear()
+        self._owners.clear()
+
+
+def _schedule[K](
+    timers: list[tuple[float, K]], key: K, transaction: ClientTransaction | ServerTransaction
+) -> None:
+    if (deadline := transaction.deadline) is not None:
+        heapq.heappush(timers, (deadline, key))
+
+
+def _valid_top[K](
+    timers: list[tuple[float, K]], live: Mapping[K, ClientTransaction | ServerTransaction]
+) -> float | None:
+    """The earliest deadline in ``timers`` that still holds; entries that no longer do go."""
+    while timers:
+        deadline, key = timers[0]
+        transaction = live.get(key)
+        if transaction is not None and transaction.deadline == deadline:
+            return deadline
+        heapq.heappop(timers)
+    return None

@@ -10,31 +10,37 @@ probe) feeds it:
 
 and after each call drains ``take_transmits()`` (bytes to send to a target) and
 ``take_events()`` (what happened, as frozen dataclasses).
+
+Its clients (the registration, the publication and one subscription per watched resource) are
+:class:`~.client.Client` objects, all spoken to through that one interface: how a request is
+challenged, retried and refreshed is :mod:`.client`'s business. What the user agent adds is
+what concerns them together (:mod:`.admission`): one fresh challenge answer at a time, and the
+start of the subscriptions only once the registration succeeded, paced.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-import heapq
 import random
 
+from .admission import ChallengeGate, PacingPolicy, StartPacer
 from .auth import Credentials, DigestClient
 from .backoff import BackoffPolicy
+from .client import FailureReason
 from .documents.pidf import MyPresence
 from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import param
 from .headers import Headers, Via
 from .message import Request, Response, parse_message
-from .outbox import earliest
 from .publication import Publication, PublicationChanged, PublicationSettings
 from .registration import (
-    FailureReason,
     Registration,
     RegistrationChanged,
     RegistrationEvent,
     RegistrationSettings,
     RegistrationState,
+    RegistrationStatus,
 )
 from .subscription import (
     DEFAULT_EXPIRES,
@@ -46,12 +52,13 @@ from .subscription import (
 )
 from .target import Target, Transport
 from .transaction import (
+    ClientKey,
     ClientTransaction,
     ClientTransactionFailure,
-    Retransmit,
     ServerTransaction,
     TimerSettings,
-    TransactionState,
+    TransactionTable,
+    earliest,
 )
 from .uri import SipUri
 
@@ -101,6 +108,7 @@ class UserAgentSettings:
     user_agent: str = "SIP-Profiles"
     timers: TimerSettings = field(default_factory=TimerSettings)
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    pacing: PacingPolicy = field(default_factory=PacingPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +137,8 @@ class MessageDropped:
 UserAgentEvent = (
     RegistrationEvent | SubscriptionEvent | PublicationChanged | ConnectionNeeded | MessageDropped
 )
-_Owner = Registration | Publication | Subscription
-"""A state machine whose requests a client transaction carries."""
+type AnyClient = Registration | Publication | Subscription
+"""A client of the user agent (each a :class:`~.client.Client`)."""
 
 
 @dataclass(slots=True)
@@ -167,14 +175,7 @@ class UserAgent:
         self._target_index = 0
         self._local: tuple[str, int] | None = None
         self._failover_pending = False
-        self._client: dict[tuple[str, str], ClientTransaction] = {}
-        self._owners: dict[tuple[str, str], _Owner] = {}
-        self._server: dict[tuple[str, str, str], ServerTransaction] = {}
-        # (deadline, key) of the transactions above, earliest first. An entry whose transaction
-        # has ended or moved its deadline since is dropped when it comes up, so timers and the
-        # next deadline cost no scan of the transactions lingering for Timer K or J.
-        self._client_timers: list[tuple[float, tuple[str, str]]] = []
-        self._server_timers: list[tuple[float, tuple[str, str, str]]] = []
+        self._transactions = TransactionTable[AnyClient]()
         self._keepalive_at: float | None = None
         self._transmits: list[Transmit] = []
         self._events: list[UserAgentEvent] = []
@@ -207,17 +208,19 @@ class UserAgent:
             rng=self._rng,
         )
         self._subscriptions: dict[SubscriptionKey, Subscription] = {}
-        self._dirty: set[SubscriptionKey] = set()
-        self._by_call_id: dict[str, SubscriptionKey] = {}
-        self._indexed_call_id: dict[SubscriptionKey, str] = {}
+        # Clients that were handed something since the last flush (a dict keeps their order).
+        self._dirty: dict[AnyClient, None] = {}
+        self._by_call_id: dict[str, AnyClient] = {}
+        self._indexed_call_id: dict[AnyClient, str] = {}
         self._flow_was_lost = False
         self._registration_was_lost = False
-        # Concurrent requests share one DigestClient: while one answers a fresh challenge (the
-        # probe), further challenges wait, so one nonce is answered at a time and a second
-        # challenge is not taken for a refusal of the first answer.
-        self._auth_probe: tuple[str, str] | None = None
-        self._probe_owner: _Owner | None = None
-        self._deferred_challenges: list[tuple[_Owner, Response]] = []
+        self._challenges = ChallengeGate[ClientKey, AnyClient]()
+        self._pacer = StartPacer(settings.pacing)
+        self._starts: dict[AnyClient, None] = {}
+        self._start_at: float | None = None
+        # The first start after the flow or the registration came back goes alone: its answer
+        # (a challenge, most likely) gives the others a nonce to answer pre-emptively.
+        self._scout: AnyClient | None = None
 
     # -- flows ---------------------------------------------------------------------------------
 
@@ -235,9 +238,9 @@ class UserAgent:
         """A flow to ``target`` exists; ``local`` is its local address."""
         self._local = local
         contact = self._contact_uri(local)
-        self.registration.set_contact(contact)
-        for subscription in self._subscriptions.values():
-            subscription.set_contact(contact)
+        for client in self._clients():
+            client.set_contact(contact)
+            self._dirty[client] = None
         if self._flow_was_lost:
             self._flow_was_lost = False
             self._restart_dialogs(now)
@@ -253,14 +256,12 @@ class UserAgent:
 
     def connection_lost(self, now: float) -> None:
         """The flow to ``target`` broke: its transactions fail, a new flow is asked for."""
-        self._local = None
-        self._keepalive_at = None
+        self._drop_flow()
         self._flow_was_lost = True
-        for key, transaction in list(self._client.items()):
-            failure = transaction.on_transport_error()
-            if failure is not None:
-                del self._client[key]
-                self._on_transaction_failure(transaction, failure, now)
+        for key, transaction, owner in self._transactions.fail_pending():
+            self._on_transaction_failure(
+                key, transaction, owner, ClientTransactionFailure.TRANSPORT_ERROR, now
+            )
         self._events.append(ConnectionNeeded(self.target))
         self._flush(now)
 
@@ -277,7 +278,7 @@ class UserAgent:
         self._flush(now)
 
     def unregister_all(self, now: float) -> None:
-        """Remove every binding of the AOR (``Contact: *``)."""
+        """Remove every binding of the AOR (``Contact: *``); an enabled profile registers anew."""
         self.registration.unregister_all()
         self._flush(now)
 
@@ -292,7 +293,8 @@ class UserAgent:
         """Watch ``uri`` for ``event_package`` (``presence``, ``dialog``, ``presence.winfo``).
 
         Subscribing again to a live subscription changes nothing; a failed or ended one starts
-        over. Raises LocalProtocolError for a package name that is not a token.
+        over. The start waits for a flow and the registration, and is paced. Raises
+        LocalProtocolError for a package name that is not a token.
         """
         subscription = Subscription(
             SubscriptionSettings(
@@ -308,7 +310,7 @@ class UserAgent:
         if self._local is not None:
             subscription.set_contact(self._contact_uri(self._local))
         subscription.subscribe()
-        self._dirty.add(key)
+        self._touch(subscription)
         self._flush(now)
         return key
 
@@ -317,7 +319,7 @@ class UserAgent:
         subscription = self._subscriptions.get(key)
         if subscription is not None:
             subscription.unsubscribe()
-            self._dirty.add(key)
+            self._touch(subscription)
             self._flush(now)
 
     def subscription_status(self, key: SubscriptionKey) -> SubscriptionStatus | None:
@@ -333,28 +335,23 @@ class UserAgent:
     def publish(self, presence: MyPresence, note: str | None, now: float) -> None:
         """Publish our presence and keep it published (LocalProtocolError for a bad note)."""
         self.publication.publish(presence, note)
+        self._touch(self.publication)
         self._flush(now)
 
     def unpublish(self, now: float) -> None:
         """Remove our published presence."""
         self.publication.unpublish()
+        self._touch(self.publication)
         self._flush(now)
 
     def discard(self) -> None:
         """Drop the registration, subscriptions and publication without sending anything."""
-        self.registration.discard()
-        self.publication.discard()
-        for subscription in self._subscriptions.values():
-            subscription.discard()
-        self._client.clear()
-        self._client_timers.clear()
-        self._owners.clear()
-        self._deferred_challenges.clear()
-        self._auth_probe = None
-        self._events.extend(self.registration.take_events())
-        self._events.extend(self.publication.take_events())
-        for subscription in self._subscriptions.values():
-            self._events.extend(subscription.take_events())
+        self._transactions.clear_client()
+        self._challenges.clear()
+        self._starts.clear()
+        for client in self._clients():
+            client.discard()
+            self._events.extend(client.take_events())
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -375,61 +372,29 @@ class UserAgent:
 
     def handle_timers(self, now: float) -> None:
         """Run every timer that is due at ``now``."""
-        client_timers = self._client_timers
-        while client_timers and client_timers[0][0] <= now:
-            deadline, key = heapq.heappop(client_timers)
-            transaction = self._client.get(key)
-            if transaction is None or transaction.deadline != deadline:
-                continue
-            result = transaction.on_timer(now)
-            if isinstance(result, Retransmit):
-                self.stats.retransmissions += 1
-                self._transmits.append(Transmit(transaction.target, result.data))
-                self._schedule_client(key, transaction)
-            elif result is not None:
-                del self._client[key]
-                self._on_transaction_failure(transaction, result, now)
-            elif transaction.state is TransactionState.TERMINATED:
-                del self._client[key]
-            else:
-                self._schedule_client(key, transaction)
-        server_timers = self._server_timers
-        while server_timers and server_timers[0][0] <= now:
-            deadline, server_key = heapq.heappop(server_timers)
-            server = self._server.get(server_key)
-            if server is None or server.deadline != deadline:
-                continue
-            server.on_timer(now)
-            if server.state is TransactionState.TERMINATED:
-                del self._server[server_key]
-            else:
-                self._schedule_server(server_key, server)
+        retransmit, failed = self._transactions.run_timers(now)
+        for transaction in retransmit:
+            self.stats.retransmissions += 1
+            self._transmits.append(Transmit(transaction.target, transaction.data))
+        for key, transaction, owner, failure in failed:
+            self._on_transaction_failure(key, transaction, owner, failure, now)
         if self._keepalive_at is not None and now >= self._keepalive_at and self._local:
             self._transmits.append(Transmit(self.target, KEEPALIVE_PING))
-            interval = self.settings.keepalive_interval or 0.0
-            self._keepalive_at = now + interval
-        registration_deadline = self.registration.deadline
-        if registration_deadline is not None and registration_deadline <= now:
-            self.registration.on_timer(now)
-        publication_deadline = self.publication.deadline
-        if publication_deadline is not None and publication_deadline <= now:
-            self.publication.on_timer(now)
-        for watched, subscription in self._subscriptions.items():
-            due = subscription.deadline
+            self._keepalive_at = now + (self.settings.keepalive_interval or 0.0)
+        for client in self._clients():
+            due = client.deadline
             if due is not None and due <= now:
-                subscription.on_timer(now)
-                self._dirty.add(watched)
+                client.on_timer(now)
+                self._touch(client)
         self._flush(now)
 
     def next_deadline(self) -> float | None:
         """The earliest time ``handle_timers`` has work to do."""
         return earliest(
-            _valid_top(self._client_timers, self._client),
-            _valid_top(self._server_timers, self._server),
+            self._transactions.next_deadline(),
             self._keepalive_at,
-            self.registration.deadline,
-            self.publication.deadline,
-            *(subscription.deadline for subscription in self._subscriptions.values()),
+            self._start_at,
+            *(client.deadline for client in self._clients()),
         )
 
     # -- output --------------------------------------------------------------------------------
@@ -446,48 +411,86 @@ class UserAgent:
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _clients(self) -> Iterator[AnyClient]:
+        yield self.registration
+        yield self.publication
+        yield from self._subscriptions.values()
+
+    def _touch(self, client: AnyClient) -> None:
+        """``client`` was handed something: collect what it queued at the next flush."""
+        self._dirty[client] = None
+        if client.start_queued:
+            self._starts[client] = None
+
     def _flush(self, now: float) -> None:
-        """Send what the state machines queued and collect their events."""
-        for request in self.registration.take_requests():
-            self._send_request(request, self.registration, now)
-        for event in self.registration.take_events():
+        """Send what the clients queued and collect their events; release paced starts."""
+        while True:
+            self._drain_registration(now)
+            if not self._dirty:
+                self._release_starts(now)
+                if not self._dirty:
+                    break
+            dirty, self._dirty = self._dirty, {}
+            for client in dirty:
+                for request in client.take_requests():
+                    self._send_request(request, client, now)
+                self._events.extend(client.take_events())
+                self._index_call_id(client)
+        self._challenges.settle()
+
+    def _drain_registration(self, now: float) -> None:
+        """The registration first: its changes decide about failover and the others."""
+        registration = self.registration
+        while requests := registration.take_requests():
+            for request in requests:
+                self._send_request(request, registration, now)
+        for event in registration.take_events():
             self._events.append(event)
             if isinstance(event, RegistrationChanged):
-                self._after_registration_change(event, now)
-        for request in self.publication.take_requests():
-            self._send_request(request, self.publication, now)
-        self._events.extend(self.publication.take_events())
-        while self._dirty:
-            dirty, self._dirty = self._dirty, set()
-            for key in dirty:
-                subscription = self._subscriptions[key]
-                for request in subscription.take_requests():
-                    self._send_request(request, subscription, now)
-                self._events.extend(subscription.take_events())
-                self._index_call_id(subscription)
-        self._probe_owner = None
+                self._after_registration_change(event.status, now)
+                for request in registration.take_requests():
+                    self._send_request(request, registration, now)
 
-    def _index_call_id(self, subscription: Subscription) -> None:
-        """Keep the Call-ID -> subscription map that NOTIFYs are matched with up to date."""
-        key = subscription.key
-        current = subscription.call_id
-        previous = self._indexed_call_id.pop(key, None)
+    def _index_call_id(self, client: AnyClient) -> None:
+        """Keep the Call-ID -> client map that in-dialog requests are matched with up to date."""
+        current = client.call_id
+        previous = self._indexed_call_id.pop(client, None)
         if previous is not None and previous != current:
             self._by_call_id.pop(previous, None)
         if current is not None:
-            self._by_call_id[current] = key
-            self._indexed_call_id[key] = current
+            self._by_call_id[current] = client
+            self._indexed_call_id[client] = current
+
+    def _release_starts(self, now: float) -> None:
+        """Start queued subscriptions as far as the flow, registration and pacing allow."""
+        self._start_at = None
+        starts = self._starts
+        while starts:
+            if self._local is None or not self.registration.settled or self._challenges.busy:
+                return
+            if self._scout is not None and self._scout.busy:
+                return
+            client = next(iter(starts))
+            if not client.start_queued:
+                del starts[client]
+                continue
+            if not self._pacer.take(now):
+                self._start_at = self._pacer.next_at(now)
+                return
+            del starts[client]
+            client.start()
+            self._dirty[client] = None
+            if self._scout is None:
+                self._scout = client
 
     def _restart_dialogs(self, now: float) -> None:
         """New subscription dialogs and a new publication after the flow or registrar was lost."""
-        self.publication.restart()
-        for key, subscription in self._subscriptions.items():
-            if subscription.enabled:
-                subscription.restart(now)
-                self._dirty.add(key)
+        self._scout = None
+        for client in self._clients():
+            client.restart(now)
+            self._touch(client)
 
-    def _after_registration_change(self, event: RegistrationChanged, now: float) -> None:
-        status = event.status
+    def _after_registration_change(self, status: RegistrationStatus, now: float) -> None:
         if status.state is RegistrationState.FAILED:
             self._registration_was_lost = True
         elif status.state is RegistrationState.REGISTERED and self._registration_was_lost:
@@ -498,7 +501,6 @@ class UserAgent:
             if seen is not None and self._local is not None and seen != self._local:
                 # The registrar sees us elsewhere (NAT): bind the address it can reach.
                 self.registration.set_contact(self._contact_uri(seen))
-                self._flush(now)
         elif (
             status.state is RegistrationState.FAILED
             and (
@@ -509,21 +511,25 @@ class UserAgent:
         ):
             # Fail over to the next target of the RFC 3263 list before backing off.
             self._target_index += 1
-            self._local = None
+            self._drop_flow()
             self._failover_pending = True
             self._events.append(ConnectionNeeded(self.target))
         elif status.state is RegistrationState.FAILED and len(self._targets) > 1:
             self._target_index = 0
-            self._local = None
+            self._drop_flow()
             self._events.append(ConnectionNeeded(self.target))
 
-    def _send_request(self, request: Request, owner: _Owner, now: float) -> None:
+    def _drop_flow(self) -> None:
+        """No flow until ``connection_up``: the clients hold their requests until then."""
+        self._local = None
+        self._keepalive_at = None
+        for client in self._clients():
+            client.flow_lost()
+
+    def _send_request(self, request: Request, owner: AnyClient, now: float) -> None:
         target = self.target
         if self._local is None:
-            self._deliver_failure(owner, request, ClientTransactionFailure.TRANSPORT_ERROR, now)
-            if not isinstance(owner, Subscription):
-                self._events.extend(owner.take_events())
-            return
+            raise LocalProtocolError("a request was queued while no flow exists")
         host, port = self._local
         branch = BRANCH_MAGIC + self._token(12)
         via = Via(target.transport.via_name, host, port, (("branch", branch), ("rport", None)))
@@ -541,103 +547,60 @@ class UserAgent:
         )
         request.remember_top_via(via)
         transaction = ClientTransaction(request, target, now, self.settings.timers)
-        key = (transaction.branch, transaction.method)
-        self._client[key] = transaction
-        self._schedule_client(key, transaction)
-        self._owners[key] = owner
-        if owner is self._probe_owner:
-            self._probe_owner = None
-            self._auth_probe = key
+        key = self._transactions.add_client(transaction, owner)
+        self._challenges.sent(key, owner)
         self.stats.messages_sent += 1
         self._transmits.append(Transmit(target, transaction.data))
 
     def _on_response(self, response: Response, now: float) -> None:
-        branch = response.top_via.branch or ""
-        key = (branch, response.cseq.method)
-        transaction = self._client.get(key)
-        if transaction is None:
+        key = (response.top_via.branch or "", response.cseq.method)
+        if key not in self._transactions.client:
             self.stats.stray_responses += 1
             return
-        delivered = transaction.on_response(response, now)
-        if delivered is None:
+        answered = self._transactions.on_response(key, response, now)
+        if answered is None:
             return
-        owner = self._owners.get(key)
-        if transaction.deadline is None:
-            del self._client[key]
-            self._owners.pop(key, None)
-        elif delivered.status >= 200:
-            self._schedule_client(key, transaction)
-        if delivered.status < 200 or owner is None:
+        owner, delivered = answered
+        if delivered.status in (401, 407) and not self._challenges.admit(key, owner):
+            self._challenges.hold(owner, delivered)
             return
-        self._owners.pop(key, None)
-        if delivered.status in (401, 407) and self._auth_probe not in (None, key):
-            self._deferred_challenges.append((owner, delivered))
-            return
-        if delivered.status in (401, 407):
-            self._probe_owner = owner
-        self._deliver_response(owner, delivered, now)
-        if key == self._auth_probe:
-            self._auth_probe = None
+        owner.on_response(delivered, now)
+        self._touch(owner)
+        if self._challenges.is_probe(key):
             self._release_challenges(200 <= delivered.status < 300, now)
 
-    def _deliver_response(self, owner: _Owner, response: Response, now: float) -> None:
-        owner.on_response(response, now)
-        if isinstance(owner, Subscription):
-            self._dirty.add(owner.key)
+    def _release_challenges(self, probe_succeeded: bool, now: float) -> None:
+        """The probe was answered: the challenged requests that waited for it go again."""
+        for client, challenge in self._challenges.finished():
+            name = "WWW-Authenticate" if challenge.status == 401 else "Proxy-Authenticate"
+            values = challenge.headers.get_all(name)
+            if probe_succeeded and self.digest.holds_answer(challenge.status, values):
+                # The nonce now held was just accepted: answer with it, not afresh.
+                client.resend_authorized()
+                self._touch(client)
+            elif self._challenges.admit(None, client):
+                client.on_response(challenge, now)
+                self._touch(client)
+            else:
+                self._challenges.hold(client, challenge)
 
-    def _deliver_failure(
+    def _on_transaction_failure(
         self,
-        owner: _Owner,
-        request: Request,
+        key: ClientKey,
+        transaction: ClientTransaction,
+        owner: AnyClient,
         failure: ClientTransactionFailure,
         now: float,
     ) -> None:
-        if isinstance(owner, Registration):
-            owner.on_failure(failure, now)
-            return
-        owner.on_failure(failure, request, now)
-        if isinstance(owner, Subscription):
-            self._dirty.add(owner.key)
-
-    def _release_challenges(self, probe_succeeded: bool, now: float) -> None:
-        """The probe was answered: resend the challenged requests it stood for."""
-        waiting, self._deferred_challenges = self._deferred_challenges, []
-        for owner, challenge in waiting:
-            if probe_succeeded and not isinstance(owner, Registration):
-                # The credentials now held were just accepted: no need to answer again.
-                owner.resend_authorized()
-                if isinstance(owner, Subscription):
-                    self._dirty.add(owner.key)
-            elif self._auth_probe is None and self._probe_owner is None:
-                self._probe_owner = owner
-                self._deliver_response(owner, challenge, now)
-                self._flush(now)
-            else:
-                self._deferred_challenges.append((owner, challenge))
-
-    def _schedule_client(self, key: tuple[str, str], transaction: ClientTransaction) -> None:
-        if (deadline := transaction.deadline) is not None:
-            heapq.heappush(self._client_timers, (deadline, key))
-
-    def _schedule_server(self, key: tuple[str, str, str], server: ServerTransaction) -> None:
-        if (deadline := server.deadline) is not None:
-            heapq.heappush(self._server_timers, (deadline, key))
-
-    def _on_transaction_failure(
-        self, transaction: ClientTransaction, failure: ClientTransactionFailure, now: float
-    ) -> None:
-        key = (transaction.branch, transaction.method)
-        owner = self._owners.pop(key, None)
-        if owner is not None:
-            self._deliver_failure(owner, transaction.request, failure, now)
-        if key == self._auth_probe:
-            self._auth_probe = None
+        owner.on_failure(failure, transaction.request, now)
+        self._touch(owner)
+        if self._challenges.is_probe(key):
             self._release_challenges(False, now)
 
     def _on_request(self, request: Request, source: Target, now: float) -> None:
         via = request.top_via
         key = (via.branch or "", f"{via.host}:{via.port}", request.method)
-        existing = self._server.get(key)
+        existing = self._transactions.server.get(key)
         if existing is not None:
             repeated = existing.on_retransmission()
             if repeated is not None:
@@ -647,11 +610,10 @@ class UserAgent:
             return
         reply_to = _response_target(via, source)
         server = ServerTransaction(request, reply_to, self.settings.timers)
-        self._server[key] = server
         response = self._answer(request, now)
         self.stats.requests_answered += 1
         self._transmits.append(Transmit(reply_to, server.respond(response, now)))
-        self._schedule_server(key, server)
+        self._transactions.add_server(key, server)
 
     def _answer(self, request: Request, now: float) -> Response:
         method = request.method
@@ -672,16 +634,16 @@ class UserAgent:
         return response
 
     def _on_notify(self, request: Request, now: float) -> int:
-        """Hand a NOTIFY to the subscription whose dialog it names; 481 when there is none."""
+        """Hand a NOTIFY to the client whose dialog it names; 481 when there is none."""
         try:
             call_id = request.call_id
         except RemoteProtocolError:
             return 400
-        key = self._by_call_id.get(call_id)
-        if key is None:
+        client = self._by_call_id.get(call_id)
+        if client is None:
             return 481
-        self._dirty.add(key)
-        return self._subscriptions[key].on_notify(request, now)
+        self._touch(client)
+        return client.on_notify(request, now)
 
     def _contact_uri(self, address: tuple[str, int]) -> SipUri:
         transport = self.target.transport
@@ -700,19 +662,6 @@ class UserAgent:
             start, end = 0, size
         self._random_used = end
         return self._random_block[start:end].hex()
-
-
-def _valid_top[K](
-    timers: list[tuple[float, K]], live: Mapping[K, ClientTransaction | ServerTransaction]
-) -> float | None:
-    """The earliest deadline in ``timers`` that still holds; entries that no longer do go."""
-    while timers:
-        deadline, key = timers[0]
-        transaction = live.get(key)
-        if transaction is not None and transaction.deadline == deadline:
-            return deadline
-        heapq.heappop(timers)
-    return None
 
 
 def build_response(request: Request, status: int, to_tag: str) -> Response:

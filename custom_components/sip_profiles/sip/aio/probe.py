@@ -36,7 +36,7 @@ import aiodns
 from ..auth import Credentials
 from ..documents.pidf import MyPresence
 from ..errors import LocalProtocolError, RemoteProtocolError
-from ..publication import PublicationChanged, PublicationReason, PublicationState
+from ..publication import PublicationChanged, PublicationState
 from ..registration import (
     AllBindingsRemoved,
     BindingsListed,
@@ -49,7 +49,6 @@ from ..registration import (
 from ..subscription import (
     NotifyReceived,
     SubscriptionChanged,
-    SubscriptionReason,
     SubscriptionState,
 )
 from ..target import Target, Transport
@@ -430,7 +429,7 @@ _AUTH_REASONS = frozenset({"auth_failed", "forbidden"})
 _UNREACHABLE_REASONS = frozenset({"timeout", "transport_error"})
 
 
-def _reason_code(reason: SubscriptionReason | PublicationReason | None) -> ExitCode:
+def _reason_code(reason: FailureReason | None) -> ExitCode:
     if reason in _AUTH_REASONS:
         return ExitCode.AUTH_FAILED
     return ExitCode.UNREACHABLE if reason in _UNREACHABLE_REASONS else ExitCode.REJECTED
