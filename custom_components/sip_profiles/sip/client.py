@@ -23,7 +23,7 @@ This is the shape of libre's ``sip_request`` with its ``sip_loopstate``, shared 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 import random
@@ -196,16 +196,19 @@ class Client[O, S: ClientStatus, E]:
         self,
         digest: DigestClient,
         expires: int,
-        status: S,
+        idle: S,
+        changed: Callable[[S], E],
         *,
         backoff: BackoffPolicy | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        """Start idle, with no flow and ``status`` as the first snapshot."""
+        """Start ``idle``, with no flow; ``changed(status)`` is the event reporting a status."""
         self._digest = digest
         self._backoff = Backoff(backoff, rng)
         self._expires = expires
-        self._status = status
+        self._idle = idle
+        self._changed = changed
+        self._status = idle
         self._enabled = False
         self._contact: SipUri | None = None
         self._flow_up = False
@@ -349,7 +352,7 @@ class Client[O, S: ClientStatus, E]:
         """Forget everything without sending anything (what the server holds expires by itself)."""
         self._enabled = False
         self._pending = None
-        self._set_status(self._idle_status())
+        self._set_status(self._idle)
 
     # -- what a client supplies ----------------------------------------------------------------
 
@@ -360,13 +363,6 @@ class Client[O, S: ClientStatus, E]:
         raise NotImplementedError
 
     def _failed(self, operation: O, failure: Failure, now: float) -> None:
-        raise NotImplementedError
-
-    def _changed(self, status: S) -> E:
-        """The event that reports ``status``."""
-        raise NotImplementedError
-
-    def _idle_status(self) -> S:
         raise NotImplementedError
 
     def _retry(self, now: float) -> None:

@@ -100,6 +100,7 @@ class Publication(Client[Operation, PublicationStatus, PublicationChanged]):
             digest,
             settings.expires,
             PublicationStatus(PublicationState.UNPUBLISHED),
+            PublicationChanged,
             backoff=backoff,
             rng=rng,
         )
@@ -191,14 +192,6 @@ class Publication(Client[Operation, PublicationStatus, PublicationChanged]):
         super().discard()
 
     # -- the client mechanism's questions ------------------------------------------------------
-
-    @override
-    def _idle_status(self) -> PublicationStatus:
-        return PublicationStatus(PublicationState.UNPUBLISHED)
-
-    @override
-    def _changed(self, status: PublicationStatus) -> PublicationChanged:
-        return PublicationChanged(status)
 
     @override
     def _retry(self, now: float) -> None:

@@ -163,6 +163,7 @@ class Registration(Client[Operation, RegistrationStatus, RegistrationEvent]):
             digest,
             settings.expires,
             RegistrationStatus(RegistrationState.UNREGISTERED),
+            RegistrationChanged,
             backoff=backoff,
             rng=rng,
         )
@@ -258,14 +259,6 @@ class Registration(Client[Operation, RegistrationStatus, RegistrationEvent]):
         super().discard()
 
     # -- the client mechanism's questions ------------------------------------------------------
-
-    @override
-    def _idle_status(self) -> RegistrationStatus:
-        return RegistrationStatus(RegistrationState.UNREGISTERED)
-
-    @override
-    def _changed(self, status: RegistrationStatus) -> RegistrationEvent:
-        return RegistrationChanged(status)
 
     @override
     def _retry(self, now: float) -> None:

@@ -172,6 +172,89 @@ class _Dialog:
     remote_target: Uri | None = None
     remote_cseq: int | None = None
 
+    def take_notify(self, request: Request, package: str) -> Notified | int:
+        """Check a NOTIFY against the dialog and take its CSeq, Contact and route set.
+
+        Returns what it says, or the status to refuse it with: 481 not of this dialog, 400
+        malformed, 500 older than the last NOTIFY taken (nothing changes on a refusal).
+        """
+        try:
+            if request.call_id != self.call_id or request.to.tag != self.local_tag:
+                return 481
+            event = request.event
+            remote_tag = request.from_.tag
+            header = request.subscription_state
+            cseq = request.cseq.number
+            contacts = request.contacts
+            content_type = request.content_type
+            record_route = request.headers.get_list("Record-Route")
+        except RemoteProtocolError:
+            return 400
+        if event is None or event.package.lower() != package.lower() or event.id:
+            return 481
+        if self.remote_tag is not None and remote_tag != self.remote_tag:
+            return 481  # another fork of the SUBSCRIBE: we keep only the first dialog
+        if header is None or remote_tag is None or contacts == "*":
+            return 400
+        if header.state not in ("active", "pending", "terminated"):
+            return 400
+        if self.remote_cseq is not None and cseq <= self.remote_cseq:
+            return 500
+        if self.remote_tag is None:
+            # The NOTIFY overtook the 2xx: it forms the dialog, its route set as we received it.
+            self.remote_tag = remote_tag
+            self.route_set = tuple(record_route)
+        self.remote_cseq = cseq
+        if contacts:
+            self.remote_target = contacts[0].uri
+        mime = content_type.mime if content_type is not None else None
+        return Notified(header.state, header.reason, header.expires, header.retry_after, mime)
+
+    def take_answer(self, response: Response) -> int | None:
+        """Take the remote tag, route set and target of a 2xx; the Expires it granted.
+
+        Raises RemoteProtocolError for a 2xx that cannot be read.
+        """
+        remote_tag = response.to.tag
+        contacts = response.contacts
+        granted = response.expires
+        if self.remote_tag is None:
+            self.remote_tag = remote_tag
+            self.route_set = tuple(reversed(response.headers.get_list("Record-Route")))
+        if contacts and contacts != "*" and self.remote_tag == remote_tag:
+            self.remote_target = contacts[0].uri
+        return granted
+
+    def request(self, settings: SubscriptionSettings, *, initial: bool) -> tuple[Uri, Headers]:
+        """The Request-URI and dialog headers of our next SUBSCRIBE (a new CSeq)."""
+        self.cseq += 1
+        in_dialog = not initial and self.remote_tag is not None
+        uri: Uri = settings.target
+        headers = Headers()
+        to_params: tuple[tuple[str, str | None], ...] = ()
+        if in_dialog:
+            uri = self.remote_target or settings.target
+            for route in self.route_set:
+                headers.add("Route", route)
+            to_params = (("tag", self.remote_tag),)
+        from_ = NameAddr(settings.aor, settings.display_name, (("tag", self.local_tag),))
+        headers.add("From", str(from_))
+        headers.add("To", str(NameAddr(settings.target, params=to_params)))
+        headers.add("Call-ID", self.call_id)
+        headers.add("CSeq", f"{self.cseq} SUBSCRIBE")
+        return uri, headers
+
+
+@dataclass(frozen=True, slots=True)
+class Notified:
+    """What an accepted NOTIFY said."""
+
+    state: str
+    reason: str | None
+    expires: int | None
+    retry_after: int | None
+    content_type: str | None
+
 
 class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
     """Keeps one subscription (resource + event package) alive."""
@@ -195,15 +278,17 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
             raise LocalProtocolError(f"bad event package {settings.package!r}")
         if settings.expires < 0:
             raise LocalProtocolError("expires must not be negative")
+        key = SubscriptionKey(str(settings.target), settings.package)
         super().__init__(
             digest,
             settings.expires,
             SubscriptionStatus(SubscriptionState.UNSUBSCRIBED),
+            lambda status: SubscriptionChanged(key, status),
             backoff=backoff,
             rng=rng,
         )
         self.settings = settings
-        self.key = SubscriptionKey(str(settings.target), settings.package)
+        self.key = key
         self._new_token = new_token
         self._dialog: _Dialog | None = None
         self._start_queued = False
@@ -310,62 +395,21 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
         the last NOTIFY applied (nothing changes either).
         """
         dialog = self._dialog
-        try:
-            if dialog is None or request.call_id != dialog.call_id:
-                return 481
-            if request.to.tag != dialog.local_tag:
-                return 481
-            event = request.event
-            remote_tag = request.from_.tag
-            header = request.subscription_state
-            cseq = request.cseq.number
-            contacts = request.contacts
-            content_type = request.content_type
-            record_route = request.headers.get_list("Record-Route")
-        except RemoteProtocolError:
-            return 400
-        if event is None or event.package.lower() != self.settings.package.lower() or event.id:
-            return 481
-        if dialog.remote_tag is not None and remote_tag != dialog.remote_tag:
-            return 481  # another fork of the SUBSCRIBE: we keep only the first dialog
-        if header is None or remote_tag is None or contacts == "*":
-            return 400
-        if header.state not in ("active", "pending", "terminated"):
-            return 400
-        if dialog.remote_cseq is not None and cseq <= dialog.remote_cseq:
-            return 500
-        if dialog.remote_tag is None:
-            # The NOTIFY overtook the 2xx: it forms the dialog, its route set as we received it.
-            dialog.remote_tag = remote_tag
-            dialog.route_set = tuple(record_route)
-        dialog.remote_cseq = cseq
+        notified = dialog.take_notify(request, self.settings.package) if dialog else 481
+        if isinstance(notified, int):
+            return notified
         if self._awaiting is Awaiting.FIRST_NOTIFY:
             self._await(None, None)
-        if contacts:
-            dialog.remote_target = contacts[0].uri
-        if header.state == "terminated":
-            self._on_terminated(header.reason, header.retry_after, now)
+        if notified.state == "terminated":
+            self._on_terminated(notified.reason, notified.retry_after, now)
         else:
-            self._on_notified_state(header.state, header.expires, now)
+            self._on_notified_state(notified.state, notified.expires, now)
         self._events.append(
-            NotifyReceived(
-                self.key,
-                self.state,
-                content_type.mime if content_type is not None else None,
-                request.body,
-            )
+            NotifyReceived(self.key, self.state, notified.content_type, request.body)
         )
         return 200
 
     # -- the client mechanism's questions ------------------------------------------------------
-
-    @override
-    def _idle_status(self) -> SubscriptionStatus:
-        return SubscriptionStatus(SubscriptionState.UNSUBSCRIBED)
-
-    @override
-    def _changed(self, status: SubscriptionStatus) -> SubscriptionEvent:
-        return SubscriptionChanged(self.key, status)
 
     @override
     def _waits(self) -> tuple[float | None, ...]:
@@ -389,17 +433,10 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
         if dialog is None:
             return
         try:
-            remote_tag = response.to.tag
-            contacts = response.contacts
-            granted = response.expires
+            granted = dialog.take_answer(response)
         except RemoteProtocolError:
             self._fail(Failure.of(response, FailureReason.SERVER_ERROR), now, retry=True)
             return
-        if dialog.remote_tag is None:
-            dialog.remote_tag = remote_tag
-            dialog.route_set = tuple(reversed(response.headers.get_list("Record-Route")))
-        if contacts and contacts != "*" and dialog.remote_tag == remote_tag:
-            dialog.remote_target = contacts[0].uri
         granted = self._expires if granted is None else granted
         if not self._enabled:
             self._set_status(SubscriptionStatus(SubscriptionState.UNSUBSCRIBING))
@@ -494,30 +531,13 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
     @override
     def _build(self, operation: Operation) -> Request:
         dialog = self._dialog
-        contact = self._contact
         if dialog is None:
             raise LocalProtocolError("no subscription dialog")
-        if contact is None:
-            raise LocalProtocolError("no Contact address is known yet")
         settings = self.settings
-        dialog.cseq += 1
-        in_dialog = operation is not Operation.SUBSCRIBE and dialog.remote_tag is not None
-        remote_tag = (("tag", dialog.remote_tag),) if in_dialog and dialog.remote_tag else ()
-        uri: Uri = settings.target
-        headers = Headers()
-        if in_dialog:
-            uri = dialog.remote_target or settings.target
-            for route in dialog.route_set:
-                headers.add("Route", route)
-        from_ = NameAddr(settings.aor, settings.display_name, (("tag", dialog.local_tag),))
-        headers.add("From", str(from_))
-        headers.add("To", str(NameAddr(settings.target, params=remote_tag)))
-        headers.add("Call-ID", dialog.call_id)
-        headers.add("CSeq", f"{dialog.cseq} SUBSCRIBE")
-        headers.add("Contact", f"<{contact}>")
+        uri, headers = dialog.request(settings, initial=operation is Operation.SUBSCRIBE)
+        headers.add("Contact", f"<{self._contact}>")
         headers.add("Event", settings.package)
-        accept = ACCEPT.get(settings.package.lower())
-        if accept is not None:
+        if (accept := ACCEPT.get(settings.package.lower())) is not None:
             headers.add("Accept", accept)
         headers.add("Expires", "0" if operation is Operation.UNSUBSCRIBE else str(self._expires))
         for name, value in self._digest.authorization_headers("SUBSCRIBE", str(uri)):
@@ -544,7 +564,7 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
         self._dialog = None
         self._start_queued = False
         self._await(None, None)
-        self._set_status(SubscriptionStatus(SubscriptionState.UNSUBSCRIBED))
+        self._set_status(self._idle)
 
     def _await(self, awaiting: Awaiting | None, until: float | None) -> None:
         self._awaiting = awaiting

@@ -20,14 +20,15 @@ start of the subscriptions only once the registration succeeded, paced.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 import random
 
-from .admission import ChallengeGate, PacingPolicy, StartPacer
+from .admission import ChallengeGate, PacingPolicy
 from .auth import Credentials, DigestClient
 from .backoff import BackoffPolicy
 from .client import FailureReason
+from .clients import AnyClient, ClientSet
 from .documents.pidf import MyPresence
 from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import param
@@ -137,8 +138,6 @@ class MessageDropped:
 UserAgentEvent = (
     RegistrationEvent | SubscriptionEvent | PublicationChanged | ConnectionNeeded | MessageDropped
 )
-type AnyClient = Registration | Publication | Subscription
-"""A client of the user agent (each a :class:`~.client.Client`)."""
 
 
 @dataclass(slots=True)
@@ -183,7 +182,7 @@ class UserAgent:
         request_uri = settings.registrar or SipUri(
             settings.aor.scheme, settings.aor.host, port=settings.aor.port
         )
-        self.registration = Registration(
+        registration = Registration(
             RegistrationSettings(
                 aor=settings.aor,
                 request_uri=request_uri,
@@ -200,27 +199,20 @@ class UserAgent:
             backoff=settings.backoff,
             rng=self._rng,
         )
-        self.publication = Publication(
+        publication = Publication(
             PublicationSettings(settings.aor, settings.display_name, settings.expires),
             self.digest,
             new_token=self._token,
             backoff=settings.backoff,
             rng=self._rng,
         )
-        self._subscriptions: dict[SubscriptionKey, Subscription] = {}
-        # Clients that were handed something since the last flush (a dict keeps their order).
-        self._dirty: dict[AnyClient, None] = {}
-        self._by_call_id: dict[str, AnyClient] = {}
-        self._indexed_call_id: dict[AnyClient, str] = {}
+        self._clients = ClientSet(registration, publication, settings.pacing)
+        self.registration = registration
+        self.publication = publication
+        self._subscriptions = self._clients.subscriptions
         self._flow_was_lost = False
         self._registration_was_lost = False
         self._challenges = ChallengeGate[ClientKey, AnyClient]()
-        self._pacer = StartPacer(settings.pacing)
-        self._starts: dict[AnyClient, None] = {}
-        self._start_at: float | None = None
-        # The first start after the flow or the registration came back goes alone: its answer
-        # (a challenge, most likely) gives the others a nonce to answer pre-emptively.
-        self._scout: AnyClient | None = None
 
     # -- flows ---------------------------------------------------------------------------------
 
@@ -237,13 +229,10 @@ class UserAgent:
     def connection_up(self, local: tuple[str, int], now: float) -> None:
         """A flow to ``target`` exists; ``local`` is its local address."""
         self._local = local
-        contact = self._contact_uri(local)
-        for client in self._clients():
-            client.set_contact(contact)
-            self._dirty[client] = None
+        self._clients.set_contact(self._contact_uri(local))
         if self._flow_was_lost:
             self._flow_was_lost = False
-            self._restart_dialogs(now)
+            self._clients.restart(now)
         if self.settings.keepalive_interval:
             self._keepalive_at = now + self.settings.keepalive_interval
         registration = self.registration
@@ -348,9 +337,8 @@ class UserAgent:
         """Drop the registration, subscriptions and publication without sending anything."""
         self._transactions.clear_client()
         self._challenges.clear()
-        self._starts.clear()
-        for client in self._clients():
-            client.discard()
+        self._clients.discard()
+        for client in self._clients:
             self._events.extend(client.take_events())
 
     # -- input ---------------------------------------------------------------------------------
@@ -381,11 +369,7 @@ class UserAgent:
         if self._keepalive_at is not None and now >= self._keepalive_at and self._local:
             self._transmits.append(Transmit(self.target, KEEPALIVE_PING))
             self._keepalive_at = now + (self.settings.keepalive_interval or 0.0)
-        for client in self._clients():
-            due = client.deadline
-            if due is not None and due <= now:
-                client.on_timer(now)
-                self._touch(client)
+        self._clients.run_timers(now)
         self._flush(now)
 
     def next_deadline(self) -> float | None:
@@ -393,8 +377,7 @@ class UserAgent:
         return earliest(
             self._transactions.next_deadline(),
             self._keepalive_at,
-            self._start_at,
-            *(client.deadline for client in self._clients()),
+            self._clients.deadline(),
         )
 
     # -- output --------------------------------------------------------------------------------
@@ -411,31 +394,28 @@ class UserAgent:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _clients(self) -> Iterator[AnyClient]:
-        yield self.registration
-        yield self.publication
-        yield from self._subscriptions.values()
-
     def _touch(self, client: AnyClient) -> None:
-        """``client`` was handed something: collect what it queued at the next flush."""
-        self._dirty[client] = None
-        if client.start_queued:
-            self._starts[client] = None
+        self._clients.touch(client)
 
     def _flush(self, now: float) -> None:
         """Send what the clients queued and collect their events; release paced starts."""
+        clients = self._clients
         while True:
             self._drain_registration(now)
-            if not self._dirty:
-                self._release_starts(now)
-                if not self._dirty:
+            if not clients.dirty:
+                allowed = (
+                    self._local is not None
+                    and self.registration.settled
+                    and not self._challenges.busy
+                )
+                clients.release_starts(now, allowed=allowed)
+                if not clients.dirty:
                     break
-            dirty, self._dirty = self._dirty, {}
-            for client in dirty:
+            for client in clients.take_dirty():
                 for request in client.take_requests():
                     self._send_request(request, client, now)
                 self._events.extend(client.take_events())
-                self._index_call_id(client)
+                clients.index_call_id(client)
         self._challenges.settle()
 
     def _drain_registration(self, now: float) -> None:
@@ -451,51 +431,12 @@ class UserAgent:
                 for request in registration.take_requests():
                     self._send_request(request, registration, now)
 
-    def _index_call_id(self, client: AnyClient) -> None:
-        """Keep the Call-ID -> client map that in-dialog requests are matched with up to date."""
-        current = client.call_id
-        previous = self._indexed_call_id.pop(client, None)
-        if previous is not None and previous != current:
-            self._by_call_id.pop(previous, None)
-        if current is not None:
-            self._by_call_id[current] = client
-            self._indexed_call_id[client] = current
-
-    def _release_starts(self, now: float) -> None:
-        """Start queued subscriptions as far as the flow, registration and pacing allow."""
-        self._start_at = None
-        starts = self._starts
-        while starts:
-            if self._local is None or not self.registration.settled or self._challenges.busy:
-                return
-            if self._scout is not None and self._scout.busy:
-                return
-            client = next(iter(starts))
-            if not client.start_queued:
-                del starts[client]
-                continue
-            if not self._pacer.take(now):
-                self._start_at = self._pacer.next_at(now)
-                return
-            del starts[client]
-            client.start()
-            self._dirty[client] = None
-            if self._scout is None:
-                self._scout = client
-
-    def _restart_dialogs(self, now: float) -> None:
-        """New subscription dialogs and a new publication after the flow or registrar was lost."""
-        self._scout = None
-        for client in self._clients():
-            client.restart(now)
-            self._touch(client)
-
     def _after_registration_change(self, status: RegistrationStatus, now: float) -> None:
         if status.state is RegistrationState.FAILED:
             self._registration_was_lost = True
         elif status.state is RegistrationState.REGISTERED and self._registration_was_lost:
             self._registration_was_lost = False
-            self._restart_dialogs(now)
+            self._clients.restart(now)
         if status.state is RegistrationState.REGISTERED and self.settings.nat_fixup:
             seen = status.public_address
             if seen is not None and self._local is not None and seen != self._local:
@@ -523,8 +464,7 @@ class UserAgent:
         """No flow until ``connection_up``: the clients hold their requests until then."""
         self._local = None
         self._keepalive_at = None
-        for client in self._clients():
-            client.flow_lost()
+        self._clients.flow_lost()
 
     def _send_request(self, request: Request, owner: AnyClient, now: float) -> None:
         target = self.target
@@ -639,7 +579,7 @@ class UserAgent:
             call_id = request.call_id
         except RemoteProtocolError:
             return 400
-        client = self._by_call_id.get(call_id)
+        client = self._clients.by_call_id(call_id)
         if client is None:
             return 481
         self._touch(client)
