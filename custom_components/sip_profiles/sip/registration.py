@@ -269,7 +269,10 @@ class Registration(Client[Operation, RegistrationStatus, RegistrationEvent]):
 
     def _submit(self, operation: Operation) -> None:
         """Send now, or after the REGISTER in flight (RFC 3261 §10.2: one at a time)."""
-        if self._pending is not None:
+        pending = self._pending
+        if pending is not None:
+            if pending.request is None and pending.operation is operation:
+                return  # the same REGISTER already waits for a flow
             if operation not in self._queue:
                 self._queue.append(operation)
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -45,3 +46,29 @@ class Target:
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.transport.value}:{host}:{self.port}"
+
+
+class TargetList:
+    """The next hops server location found (RFC 3263), in order, and which one is in use."""
+
+    def __init__(self, targets: Sequence[Target]) -> None:
+        """Use the first of ``targets``."""
+        self._targets = list(targets)
+        self._index = 0
+
+    @property
+    def current(self) -> Target:
+        """Where requests go now."""
+        return self._targets[self._index]
+
+    def advance(self) -> bool:
+        """Move to the next target; False (staying) when this is the last."""
+        if self._index + 1 < len(self._targets):
+            self._index += 1
+            return True
+        return False
+
+    def rewind(self) -> bool:
+        """Go back to the first target; False when there is only one."""
+        self._index = 0
+        return len(self._targets) > 1

@@ -20,7 +20,7 @@ start of the subscriptions only once the registration succeeded, paced.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 import random
 
@@ -51,7 +51,7 @@ from .subscription import (
     SubscriptionSettings,
     SubscriptionStatus,
 )
-from .target import Target, Transport
+from .target import Target, TargetList, Transport
 from .transaction import (
     ClientKey,
     ClientTransaction,
@@ -63,6 +63,7 @@ from .transaction import (
 )
 from .uri import SipUri
 
+_UNREACHABLE = frozenset({FailureReason.TIMEOUT, FailureReason.TRANSPORT_ERROR})
 MAX_FORWARDS = "70"
 BRANCH_MAGIC = "z9hG4bK"
 KEEPALIVE_PING = b"\r\n\r\n"
@@ -168,10 +169,8 @@ class UserAgent:
         self.settings = settings
         self.stats = UserAgentStats()
         self._rng = rng or random.SystemRandom()
-        self._random_block = b""
-        self._random_used = 0
-        self._targets = list(targets)
-        self._target_index = 0
+        self._token = TokenSource(self._rng).token
+        self._targets = TargetList(targets)
         self._local: tuple[str, int] | None = None
         self._failover_pending = False
         self._transactions = TransactionTable[AnyClient]()
@@ -179,36 +178,9 @@ class UserAgent:
         self._transmits: list[Transmit] = []
         self._events: list[UserAgentEvent] = []
         self.digest = DigestClient(settings.credentials, cnonce_factory=lambda: self._token(16))
-        request_uri = settings.registrar or SipUri(
-            settings.aor.scheme, settings.aor.host, port=settings.aor.port
-        )
-        registration = Registration(
-            RegistrationSettings(
-                aor=settings.aor,
-                request_uri=request_uri,
-                expires=settings.expires,
-                display_name=settings.display_name,
-                contact_q=settings.contact_q,
-                instance_id=settings.instance_id,
-                reg_id=settings.reg_id,
-                supported=settings.supported,
-            ),
-            self.digest,
-            call_id=self._token(16),
-            from_tag=self._token(8),
-            backoff=settings.backoff,
-            rng=self._rng,
-        )
-        publication = Publication(
-            PublicationSettings(settings.aor, settings.display_name, settings.expires),
-            self.digest,
-            new_token=self._token,
-            backoff=settings.backoff,
-            rng=self._rng,
-        )
-        self._clients = ClientSet(registration, publication, settings.pacing)
-        self.registration = registration
-        self.publication = publication
+        self._clients = _new_clients(settings, self.digest, self._token, self._rng)
+        self.registration = self._clients.registration
+        self.publication = self._clients.publication
         self._subscriptions = self._clients.subscriptions
         self._flow_was_lost = False
         self._registration_was_lost = False
@@ -219,7 +191,7 @@ class UserAgent:
     @property
     def target(self) -> Target:
         """Where requests go now."""
-        return self._targets[self._target_index]
+        return self._targets.current
 
     @property
     def local_address(self) -> tuple[str, int] | None:
@@ -229,18 +201,19 @@ class UserAgent:
     def connection_up(self, local: tuple[str, int], now: float) -> None:
         """A flow to ``target`` exists; ``local`` is its local address."""
         self._local = local
-        self._clients.set_contact(self._contact_uri(local))
-        if self._flow_was_lost:
-            self._flow_was_lost = False
-            self._clients.restart(now)
-        if self.settings.keepalive_interval:
-            self._keepalive_at = now + self.settings.keepalive_interval
         registration = self.registration
         if registration.enabled and (
             self._failover_pending or registration.state is RegistrationState.FAILED
         ):
             self._failover_pending = False
             registration.register()
+        if self._flow_was_lost:
+            self._flow_was_lost = False
+            self._clients.restart(now)
+        # Last: what the clients held for a flow goes out now, once.
+        self._clients.set_contact(self._contact_uri(local))
+        if self.settings.keepalive_interval:
+            self._keepalive_at = now + self.settings.keepalive_interval
         self._flush(now)
 
     def connection_lost(self, now: float) -> None:
@@ -442,21 +415,13 @@ class UserAgent:
             if seen is not None and self._local is not None and seen != self._local:
                 # The registrar sees us elsewhere (NAT): bind the address it can reach.
                 self.registration.set_contact(self._contact_uri(seen))
-        elif (
-            status.state is RegistrationState.FAILED
-            and (
-                status.reason in (FailureReason.TIMEOUT, FailureReason.TRANSPORT_ERROR)
-                or status.status_code == 503
-            )
-            and self._target_index + 1 < len(self._targets)
-        ):
+        elif status.state is RegistrationState.FAILED:
             # Fail over to the next target of the RFC 3263 list before backing off.
-            self._target_index += 1
-            self._drop_flow()
-            self._failover_pending = True
-            self._events.append(ConnectionNeeded(self.target))
-        elif status.state is RegistrationState.FAILED and len(self._targets) > 1:
-            self._target_index = 0
+            unreachable = status.status_code == 503 or status.reason in _UNREACHABLE
+            if unreachable and self._targets.advance():
+                self._failover_pending = True
+            elif not self._targets.rewind():
+                return
             self._drop_flow()
             self._events.append(ConnectionNeeded(self.target))
 
@@ -473,19 +438,7 @@ class UserAgent:
         host, port = self._local
         branch = BRANCH_MAGIC + self._token(12)
         via = Via(target.transport.via_name, host, port, (("branch", branch), ("rport", None)))
-        routing = [("Via", str(via)), ("Max-Forwards", MAX_FORWARDS)]
-        proxy = self.settings.outbound_proxy
-        if proxy is not None and "Route" not in request.headers:
-            loose = (
-                proxy
-                if proxy.param("lr") is not None
-                else replace(proxy, params=(*proxy.params, ("lr", None)))
-            )
-            routing.append(("Route", f"<{loose}>"))
-        request.headers = request.headers._framed(
-            routing, [("User-Agent", self.settings.user_agent)]
-        )
-        request.remember_top_via(via)
+        _frame(request, via, self.settings)
         transaction = ClientTransaction(request, target, now, self.settings.timers)
         key = self._transactions.add_client(transaction, owner)
         self._challenges.sent(key, owner)
@@ -591,17 +544,64 @@ class UserAgent:
         return SipUri("sip", address[0], user=self.settings.aor.user, port=address[1],
                       params=params)  # fmt: skip
 
-    def _token(self, size: int) -> str:
-        """``size`` random octets in hex, for Call-IDs, tags, branches and cnonces."""
+
+def _new_clients(
+    settings: UserAgentSettings,
+    digest: DigestClient,
+    token: Callable[[int], str],
+    rng: random.Random,
+) -> ClientSet:
+    """The registration and publication a user agent with ``settings`` starts with."""
+    request_uri = settings.registrar or SipUri(
+        settings.aor.scheme, settings.aor.host, port=settings.aor.port
+    )
+    registration = Registration(
+        RegistrationSettings(
+            aor=settings.aor,
+            request_uri=request_uri,
+            expires=settings.expires,
+            display_name=settings.display_name,
+            contact_q=settings.contact_q,
+            instance_id=settings.instance_id,
+            reg_id=settings.reg_id,
+            supported=settings.supported,
+        ),
+        digest,
+        call_id=token(16),
+        from_tag=token(8),
+        backoff=settings.backoff,
+        rng=rng,
+    )
+    publication = Publication(
+        PublicationSettings(settings.aor, settings.display_name, settings.expires),
+        digest,
+        new_token=token,
+        backoff=settings.backoff,
+        rng=rng,
+    )
+    return ClientSet(registration, publication, settings.pacing)
+
+
+class TokenSource:
+    """Random tokens in hex, for Call-IDs, tags, branches and cnonces."""
+
+    def __init__(self, rng: random.Random) -> None:
+        """Draw from ``rng``."""
+        self._rng = rng
+        self._block = b""
+        self._used = 0
+
+    def token(self, size: int) -> str:
+        """``size`` random octets in hex."""
         # Drawn from the random source in blocks: each token then costs a slice instead of a
         # read of os.urandom (SystemRandom's source).
-        start = self._random_used
+        start = self._used
         end = start + size
-        if end > len(self._random_block):
-            self._random_block = self._rng.randbytes(max(size, _RANDOM_BLOCK))
+        if end > len(self._block):
+            self._block = self._rng.randbytes(max(size, _RANDOM_BLOCK))
             start, end = 0, size
-        self._random_used = end
-        return self._random_block[start:end].hex()
+        self._used = end
+        return self._block[start:end].hex()
 
 
 def build_response(request: Request, status: int, to_tag: str) -> Response:
@@ -620,6 +620,21 @@ def build_response(request: Request, status: int, to_tag: str) -> Response:
     headers.add("Call-ID", request.call_id)
     headers.add("CSeq", f"{request.cseq.number} {request.cseq.method}")
     return Response(status, REASON_PHRASES.get(status, ""), headers)
+
+
+def _frame(request: Request, via: Via, settings: UserAgentSettings) -> None:
+    """Add our Via, Max-Forwards, the outbound proxy's loose Route and User-Agent."""
+    routing = [("Via", str(via)), ("Max-Forwards", MAX_FORWARDS)]
+    proxy = settings.outbound_proxy
+    if proxy is not None and "Route" not in request.headers:
+        loose = (
+            proxy
+            if proxy.param("lr") is not None
+            else replace(proxy, params=(*proxy.params, ("lr", None)))
+        )
+        routing.append(("Route", f"<{loose}>"))
+    request.headers = request.headers._framed(routing, [("User-Agent", settings.user_agent)])
+    request.remember_top_via(via)
 
 
 def _response_target(via: Via, source: Target) -> Target:
