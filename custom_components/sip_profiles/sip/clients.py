@@ -1,7 +1,8 @@
 """The clients of one user agent, kept together.
 
-Which ones to drain, whose dialog a Call-ID names, and the paced start of the subscriptions
-(:class:`~.admission.StartPacer`). The user agent speaks to each client through
+Which ones to drain, whose dialog a Call-ID names, answers and failures handed to them with
+one fresh challenge answer at a time (:class:`~.admission.ChallengeGate`), and the paced start
+of the subscriptions (:class:`~.admission.StartPacer`). The user agent speaks to each client through
 :class:`~.client.Client`'s interface only; this module is where it finds them.
 """
 
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .admission import PacingPolicy, StartPacer
+from .admission import ChallengeGate, PacingPolicy, StartPacer
+from .auth import DigestClient
+from .message import Response
 from .publication import Publication
 from .registration import Registration
 from .subscription import Subscription, SubscriptionKey
-from .transaction import earliest
+from .transaction import ClientKey, ClientTransaction, ClientTransactionFailure, earliest
 from .uri import SipUri
 
 type AnyClient = Registration | Publication | Subscription
@@ -24,9 +27,15 @@ class ClientSet:
     """The registration, the publication and the subscriptions of one user agent."""
 
     def __init__(
-        self, registration: Registration, publication: Publication, pacing: PacingPolicy
+        self,
+        registration: Registration,
+        publication: Publication,
+        digest: DigestClient,
+        pacing: PacingPolicy,
     ) -> None:
         """Hold the two fixed clients; subscriptions are added as they are asked for."""
+        self.challenges = ChallengeGate[ClientKey, AnyClient]()
+        self._digest = digest
         self.registration = registration
         self.publication = publication
         self.subscriptions: dict[SubscriptionKey, Subscription] = {}
@@ -126,8 +135,48 @@ class ClientSet:
             if self._scout is None:
                 self._scout = client
 
+    def deliver(self, key: ClientKey, client: AnyClient, response: Response, now: float) -> None:
+        """The final ``response`` of ``client``'s transaction ``key`` arrived."""
+        if response.status in (401, 407) and not self.challenges.admit(key, client):
+            self.challenges.hold(client, response)
+            return
+        client.on_response(response, now)
+        self.touch(client)
+        if self.challenges.is_probe(key):
+            self._release_challenges(200 <= response.status < 300, now)
+
+    def fail(
+        self,
+        key: ClientKey,
+        transaction: ClientTransaction,
+        client: AnyClient,
+        failure: ClientTransactionFailure,
+        now: float,
+    ) -> None:
+        """``client``'s transaction ``key`` ended without a final response."""
+        client.on_failure(failure, transaction.request, now)
+        self.touch(client)
+        if self.challenges.is_probe(key):
+            self._release_challenges(False, now)
+
+    def _release_challenges(self, probe_succeeded: bool, now: float) -> None:
+        """The probe was answered: the challenged requests that waited for it go again."""
+        for client, challenge in self.challenges.finished():
+            name = "WWW-Authenticate" if challenge.status == 401 else "Proxy-Authenticate"
+            values = challenge.headers.get_all(name)
+            if probe_succeeded and self._digest.holds_answer(challenge.status, values):
+                # The nonce now held was just accepted: answer with it, not afresh.
+                client.resend_authorized()
+                self.touch(client)
+            elif self.challenges.admit(None, client):
+                client.on_response(challenge, now)
+                self.touch(client)
+            else:
+                self.challenges.hold(client, challenge)
+
     def discard(self) -> None:
         """Every client forgets everything; nothing waits to start."""
+        self.challenges.clear()
         self._starts.clear()
         self.start_at = None
         for client in self:

@@ -1,10 +1,12 @@
-"""Where a SIP message travels: a transport and a resolved address."""
+"""Where a SIP message travels: a transport, a resolved address, and our flow to it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+
+from .uri import SipUri
 
 
 class Transport(StrEnum):
@@ -72,3 +74,64 @@ class TargetList:
         """Go back to the first target; False when there is only one."""
         self._index = 0
         return len(self._targets) > 1
+
+
+class Flow:
+    """A user agent's flow: which target it goes to, its local end, its keep-alives."""
+
+    def __init__(self, targets: Sequence[Target], keepalive_interval: float | None) -> None:
+        """No flow yet; the first of ``targets`` is the one to open."""
+        self.targets = TargetList(targets)
+        self.local: tuple[str, int] | None = None
+        """The local end of the flow, or None while there is none."""
+        self.keepalive_at: float | None = None
+        self.failover_pending = False
+        """A flow to the next target was asked for after the last one failed."""
+        self._keepalive_interval = keepalive_interval
+        self._was_lost = False
+
+    @property
+    def target(self) -> Target:
+        """Where requests go now."""
+        return self.targets.current
+
+    def up(self, local: tuple[str, int], now: float) -> bool:
+        """The flow exists; returns whether it replaces one that was lost."""
+        self.local = local
+        if self._keepalive_interval:
+            self.keepalive_at = now + self._keepalive_interval
+        was_lost, self._was_lost = self._was_lost, False
+        return was_lost
+
+    def drop(self, *, lost: bool) -> None:
+        """The flow is gone (``lost``: it broke, rather than was left for another target)."""
+        self.local = None
+        self.keepalive_at = None
+        self._was_lost = self._was_lost or lost
+
+    def keepalive_due(self, now: float) -> bool:
+        """Whether a keep-alive is to be sent at ``now`` (the next one is then scheduled)."""
+        if self.keepalive_at is None or now < self.keepalive_at or self.local is None:
+            return False
+        self.keepalive_at = now + (self._keepalive_interval or 0.0)
+        return True
+
+    def fail_over(self, *, unreachable: bool) -> bool:
+        """The registration failed: whether to open a flow to another target.
+
+        An ``unreachable`` target is left for the next one of the list, once; otherwise the
+        list starts again from its first target.
+        """
+        if unreachable and self.targets.advance():
+            self.failover_pending = True
+        elif not self.targets.rewind():
+            return False
+        self.drop(lost=False)
+        return True
+
+    def contact(self, user: str | None, address: tuple[str, int] | None = None) -> SipUri:
+        """Our Contact at ``address`` (the flow's local end by default)."""
+        host, port = address or self.local or ("", 0)
+        transport = self.target.transport
+        params = () if transport is Transport.UDP else (("transport", transport.value),)
+        return SipUri("sip", host, user=user, port=port, params=params)

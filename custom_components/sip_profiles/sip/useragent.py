@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 import random
 
-from .admission import ChallengeGate, PacingPolicy
+from .admission import PacingPolicy
 from .auth import Credentials, DigestClient
 from .backoff import BackoffPolicy
 from .client import FailureReason
@@ -51,9 +51,8 @@ from .subscription import (
     SubscriptionSettings,
     SubscriptionStatus,
 )
-from .target import Target, TargetList, Transport
+from .target import Flow, Target, Transport
 from .transaction import (
-    ClientKey,
     ClientTransaction,
     ClientTransactionFailure,
     ServerTransaction,
@@ -170,11 +169,8 @@ class UserAgent:
         self.stats = UserAgentStats()
         self._rng = rng or random.SystemRandom()
         self._token = TokenSource(self._rng).token
-        self._targets = TargetList(targets)
-        self._local: tuple[str, int] | None = None
-        self._failover_pending = False
+        self._flow = Flow(targets, settings.keepalive_interval)
         self._transactions = TransactionTable[AnyClient]()
-        self._keepalive_at: float | None = None
         self._transmits: list[Transmit] = []
         self._events: list[UserAgentEvent] = []
         self.digest = DigestClient(settings.credentials, cnonce_factory=lambda: self._token(16))
@@ -182,46 +178,43 @@ class UserAgent:
         self.registration = self._clients.registration
         self.publication = self._clients.publication
         self._subscriptions = self._clients.subscriptions
-        self._flow_was_lost = False
         self._registration_was_lost = False
-        self._challenges = ChallengeGate[ClientKey, AnyClient]()
+        self._challenges = self._clients.challenges
 
     # -- flows ---------------------------------------------------------------------------------
 
     @property
     def target(self) -> Target:
         """Where requests go now."""
-        return self._targets.current
+        return self._flow.target
 
     @property
     def local_address(self) -> tuple[str, int] | None:
         """The local end of the flow to ``target``, or None while there is none."""
-        return self._local
+        return self._flow.local
 
     def connection_up(self, local: tuple[str, int], now: float) -> None:
         """A flow to ``target`` exists; ``local`` is its local address."""
-        self._local = local
+        flow = self._flow
+        was_lost = flow.up(local, now)
         registration = self.registration
         if registration.enabled and (
-            self._failover_pending or registration.state is RegistrationState.FAILED
+            flow.failover_pending or registration.state is RegistrationState.FAILED
         ):
-            self._failover_pending = False
+            flow.failover_pending = False
             registration.register()
-        if self._flow_was_lost:
-            self._flow_was_lost = False
+        if was_lost:
             self._clients.restart(now)
         # Last: what the clients held for a flow goes out now, once.
-        self._clients.set_contact(self._contact_uri(local))
-        if self.settings.keepalive_interval:
-            self._keepalive_at = now + self.settings.keepalive_interval
+        self._clients.set_contact(flow.contact(self.settings.aor.user))
         self._flush(now)
 
     def connection_lost(self, now: float) -> None:
         """The flow to ``target`` broke: its transactions fail, a new flow is asked for."""
-        self._drop_flow()
-        self._flow_was_lost = True
+        self._flow.drop(lost=True)
+        self._clients.flow_lost()
         for key, transaction, owner in self._transactions.fail_pending():
-            self._on_transaction_failure(
+            self._clients.fail(
                 key, transaction, owner, ClientTransactionFailure.TRANSPORT_ERROR, now
             )
         self._events.append(ConnectionNeeded(self.target))
@@ -269,8 +262,8 @@ class UserAgent:
         )
         key = subscription.key
         subscription = self._subscriptions.setdefault(key, subscription)
-        if self._local is not None:
-            subscription.set_contact(self._contact_uri(self._local))
+        if self._flow.local is not None:
+            subscription.set_contact(self._flow.contact(self.settings.aor.user))
         subscription.subscribe()
         self._touch(subscription)
         self._flush(now)
@@ -309,7 +302,6 @@ class UserAgent:
     def discard(self) -> None:
         """Drop the registration, subscriptions and publication without sending anything."""
         self._transactions.clear_client()
-        self._challenges.clear()
         self._clients.discard()
         for client in self._clients:
             self._events.extend(client.take_events())
@@ -338,10 +330,9 @@ class UserAgent:
             self.stats.retransmissions += 1
             self._transmits.append(Transmit(transaction.target, transaction.data))
         for key, transaction, owner, failure in failed:
-            self._on_transaction_failure(key, transaction, owner, failure, now)
-        if self._keepalive_at is not None and now >= self._keepalive_at and self._local:
+            self._clients.fail(key, transaction, owner, failure, now)
+        if self._flow.keepalive_due(now):
             self._transmits.append(Transmit(self.target, KEEPALIVE_PING))
-            self._keepalive_at = now + (self.settings.keepalive_interval or 0.0)
         self._clients.run_timers(now)
         self._flush(now)
 
@@ -349,7 +340,7 @@ class UserAgent:
         """The earliest time ``handle_timers`` has work to do."""
         return earliest(
             self._transactions.next_deadline(),
-            self._keepalive_at,
+            self._flow.keepalive_at,
             self._clients.deadline(),
         )
 
@@ -377,7 +368,7 @@ class UserAgent:
             self._drain_registration(now)
             if not clients.dirty:
                 allowed = (
-                    self._local is not None
+                    self._flow.local is not None
                     and self.registration.settled
                     and not self._challenges.busy
                 )
@@ -412,30 +403,21 @@ class UserAgent:
             self._clients.restart(now)
         if status.state is RegistrationState.REGISTERED and self.settings.nat_fixup:
             seen = status.public_address
-            if seen is not None and self._local is not None and seen != self._local:
+            if seen is not None and self._flow.local is not None and seen != self._flow.local:
                 # The registrar sees us elsewhere (NAT): bind the address it can reach.
-                self.registration.set_contact(self._contact_uri(seen))
+                self.registration.set_contact(self._flow.contact(self.settings.aor.user, seen))
         elif status.state is RegistrationState.FAILED:
             # Fail over to the next target of the RFC 3263 list before backing off.
             unreachable = status.status_code == 503 or status.reason in _UNREACHABLE
-            if unreachable and self._targets.advance():
-                self._failover_pending = True
-            elif not self._targets.rewind():
-                return
-            self._drop_flow()
-            self._events.append(ConnectionNeeded(self.target))
-
-    def _drop_flow(self) -> None:
-        """No flow until ``connection_up``: the clients hold their requests until then."""
-        self._local = None
-        self._keepalive_at = None
-        self._clients.flow_lost()
+            if self._flow.fail_over(unreachable=unreachable):
+                self._clients.flow_lost()
+                self._events.append(ConnectionNeeded(self.target))
 
     def _send_request(self, request: Request, owner: AnyClient, now: float) -> None:
         target = self.target
-        if self._local is None:
+        if self._flow.local is None:
             raise LocalProtocolError("a request was queued while no flow exists")
-        host, port = self._local
+        host, port = self._flow.local
         branch = BRANCH_MAGIC + self._token(12)
         via = Via(target.transport.via_name, host, port, (("branch", branch), ("rport", None)))
         _frame(request, via, self.settings)
@@ -453,42 +435,7 @@ class UserAgent:
         answered = self._transactions.on_response(key, response, now)
         if answered is None:
             return
-        owner, delivered = answered
-        if delivered.status in (401, 407) and not self._challenges.admit(key, owner):
-            self._challenges.hold(owner, delivered)
-            return
-        owner.on_response(delivered, now)
-        self._touch(owner)
-        if self._challenges.is_probe(key):
-            self._release_challenges(200 <= delivered.status < 300, now)
-
-    def _release_challenges(self, probe_succeeded: bool, now: float) -> None:
-        """The probe was answered: the challenged requests that waited for it go again."""
-        for client, challenge in self._challenges.finished():
-            name = "WWW-Authenticate" if challenge.status == 401 else "Proxy-Authenticate"
-            values = challenge.headers.get_all(name)
-            if probe_succeeded and self.digest.holds_answer(challenge.status, values):
-                # The nonce now held was just accepted: answer with it, not afresh.
-                client.resend_authorized()
-                self._touch(client)
-            elif self._challenges.admit(None, client):
-                client.on_response(challenge, now)
-                self._touch(client)
-            else:
-                self._challenges.hold(client, challenge)
-
-    def _on_transaction_failure(
-        self,
-        key: ClientKey,
-        transaction: ClientTransaction,
-        owner: AnyClient,
-        failure: ClientTransactionFailure,
-        now: float,
-    ) -> None:
-        owner.on_failure(failure, transaction.request, now)
-        self._touch(owner)
-        if self._challenges.is_probe(key):
-            self._release_challenges(False, now)
+        self._clients.deliver(key, *answered, now)
 
     def _on_request(self, request: Request, source: Target, now: float) -> None:
         via = request.top_via
@@ -538,12 +485,6 @@ class UserAgent:
         self._touch(client)
         return client.on_notify(request, now)
 
-    def _contact_uri(self, address: tuple[str, int]) -> SipUri:
-        transport = self.target.transport
-        params = () if transport is Transport.UDP else (("transport", transport.value),)
-        return SipUri("sip", address[0], user=self.settings.aor.user, port=address[1],
-                      params=params)  # fmt: skip
-
 
 def _new_clients(
     settings: UserAgentSettings,
@@ -579,7 +520,7 @@ def _new_clients(
         backoff=settings.backoff,
         rng=rng,
     )
-    return ClientSet(registration, publication, settings.pacing)
+    return ClientSet(registration, publication, digest, settings.pacing)
 
 
 class TokenSource:
