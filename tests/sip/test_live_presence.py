@@ -202,7 +202,7 @@ async def test_subscription_comes_back_after_a_server_restart(
     alice = await registered(make_client("alice"))
     key = alice.runner.subscribe(parse_sip_uri(kamailio_clean.aor("carol")), "presence")
     await alice.wait_for(lambda: alice.state(key) is SubscriptionState.ACTIVE)
-    first = alice.runner.user_agent._subscriptions[key].call_id
+    first = alice.runner.user_agent._clients.subscriptions[key].call_id
     kamailio_clean.restart()  # not in a thread: the server dies with the thread that forked it
     alice.runner.advance_clock(3240)  # the refresh: the new server knows no such dialog
     await alice.wait_for(
@@ -212,7 +212,7 @@ async def test_subscription_comes_back_after_a_server_restart(
         )
     )
     await alice.wait_for(lambda: alice.state(key) is SubscriptionState.ACTIVE)
-    assert alice.runner.user_agent._subscriptions[key].call_id != first
+    assert alice.runner.user_agent._clients.subscriptions[key].call_id != first
     count = len(alice.notifies(key))
     await asyncio.to_thread(
         raw_publish, kamailio_clean, "carol", pidf(kamailio_clean.aor("carol"), "open")

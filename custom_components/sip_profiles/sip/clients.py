@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 from .admission import ChallengeGate, PacingPolicy, StartPacer
 from .auth import DigestClient
-from .message import Response
+from .errors import RemoteProtocolError
+from .message import Request, Response
 from .publication import Publication
 from .registration import Registration
 from .subscription import Subscription, SubscriptionKey
@@ -86,6 +87,17 @@ class ClientSet:
     def by_call_id(self, call_id: str) -> AnyClient | None:
         """The client whose dialog ``call_id`` names."""
         return self._by_call_id.get(call_id)
+
+    def notify(self, request: Request, now: float) -> int:
+        """Hand a NOTIFY to the client whose dialog it names; the status to answer it with."""
+        try:
+            client = self._by_call_id.get(request.call_id)
+        except RemoteProtocolError:
+            return 400
+        if client is None:
+            return 481
+        self.touch(client)
+        return client.on_notify(request, now)
 
     def set_contact(self, contact: SipUri) -> None:
         """A flow exists: every client uses ``contact`` and sends what it held."""

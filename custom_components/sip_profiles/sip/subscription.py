@@ -270,10 +270,7 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
         backoff: BackoffPolicy | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        """Create an idle subscription; ``subscribe()`` queues its start.
-
-        ``new_token(size)`` returns ``size`` random octets as hex, for Call-IDs and tags.
-        """
+        """An idle subscription; ``new_token(size)`` gives ``size`` random octets as hex."""
         if not is_token(settings.package):
             raise LocalProtocolError(f"bad event package {settings.package!r}")
         if settings.expires < 0:
@@ -333,9 +330,8 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
     def restart(self, now: float) -> None:
         """Subscribe again in a new dialog (the flow or the registration came back).
 
-        Queued at once, unless the last restart never led to an active NOTIFY: a server that
-        drops the flow whenever it notifies would otherwise be flooded with SUBSCRIBEs; then
-        after backoff.
+        After backoff when the last restart never led to an active NOTIFY: a server that drops
+        the flow whenever it notifies would otherwise be flooded with SUBSCRIBEs.
         """
         if not self._enabled:
             return
@@ -389,11 +385,7 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
 
     @override
     def on_notify(self, request: Request, now: float) -> int:
-        """Apply a NOTIFY the user agent matched to our Call-ID; return the status to answer.
-
-        200: applied. 481: not of our dialog (nothing changes). 400: malformed, 500: older than
-        the last NOTIFY applied (nothing changes either).
-        """
+        """Apply a NOTIFY with our Call-ID: 200, or a refusal from :meth:`_Dialog.take_notify`."""
         dialog = self._dialog
         notified = dialog.take_notify(request, self.settings.package) if dialog else 481
         if isinstance(notified, int):
@@ -530,19 +522,13 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
 
     @override
     def _build(self, operation: Operation) -> Request:
-        dialog = self._dialog
-        if dialog is None:
+        if self._dialog is None:
             raise LocalProtocolError("no subscription dialog")
-        settings = self.settings
-        uri, headers = dialog.request(settings, initial=operation is Operation.SUBSCRIBE)
-        headers.add("Contact", f"<{self._contact}>")
-        headers.add("Event", settings.package)
-        if (accept := ACCEPT.get(settings.package.lower())) is not None:
-            headers.add("Accept", accept)
-        headers.add("Expires", "0" if operation is Operation.UNSUBSCRIBE else str(self._expires))
-        for name, value in self._digest.authorization_headers("SUBSCRIBE", str(uri)):
-            headers.add(name, value)
-        return Request("SUBSCRIBE", uri, headers)
+        expires = 0 if operation is Operation.UNSUBSCRIBE else self._expires
+        initial = operation is Operation.SUBSCRIBE
+        return _subscribe(
+            self.settings, self._dialog, self._contact, expires, self._digest, initial=initial
+        )
 
     def _fail(self, failure: Failure, now: float, *, retry: bool) -> None:
         """Failed: tried again later when ``retry``, else given up until subscribed again."""
@@ -569,6 +555,27 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
     def _await(self, awaiting: Awaiting | None, until: float | None) -> None:
         self._awaiting = awaiting
         self._awaiting_until = until
+
+
+def _subscribe(
+    settings: SubscriptionSettings,
+    dialog: _Dialog,
+    contact: SipUri | None,
+    expires: int,
+    digest: DigestClient,
+    *,
+    initial: bool,
+) -> Request:
+    """A SUBSCRIBE in ``dialog`` (``initial``: the one that starts it)."""
+    uri, headers = dialog.request(settings, initial=initial)
+    headers.add("Contact", f"<{contact}>")
+    headers.add("Event", settings.package)
+    if (accept := ACCEPT.get(settings.package.lower())) is not None:
+        headers.add("Accept", accept)
+    headers.add("Expires", str(expires))
+    for name, value in digest.authorization_headers("SUBSCRIBE", str(uri)):
+        headers.add(name, value)
+    return Request("SUBSCRIBE", uri, headers)
 
 
 __all__ = [

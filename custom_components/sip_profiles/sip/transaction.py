@@ -179,6 +179,10 @@ type ServerKey = tuple[str, str, str]
 """A server transaction's Via branch, Via sent-by and method."""
 
 
+type Failed[O] = tuple[ClientKey, ClientTransaction, O, ClientTransactionFailure]
+"""A client transaction that ended without a final response, its owner and why."""
+
+
 class TransactionTable[O]:
     """A user agent's live transactions, their timers, and the owner ``O`` of each request."""
 
@@ -226,25 +230,20 @@ class TransactionTable[O]:
         owner = self._owners.pop(key, None)
         return None if owner is None else (owner, delivered)
 
-    def fail_pending(self) -> list[tuple[ClientKey, ClientTransaction, O]]:
+    def fail_pending(self) -> list[Failed[O]]:
         """The flow broke: every transaction still waiting fails with a transport error."""
-        failed: list[tuple[ClientKey, ClientTransaction, O]] = []
+        failed: list[Failed[O]] = []
         for key, transaction in list(self.client.items()):
-            if transaction.on_transport_error() is not None:
+            if (failure := transaction.on_transport_error()) is not None:
                 del self.client[key]
                 if (owner := self._owners.pop(key, None)) is not None:
-                    failed.append((key, transaction, owner))
+                    failed.append((key, transaction, owner, failure))
         return failed
 
-    def run_timers(
-        self, now: float
-    ) -> tuple[
-        list[ClientTransaction],
-        list[tuple[ClientKey, ClientTransaction, O, ClientTransactionFailure]],
-    ]:
+    def run_timers(self, now: float) -> tuple[list[ClientTransaction], list[Failed[O]]]:
         """Run the timers due at ``now``: the transactions to retransmit, and those that failed."""
         retransmit: list[ClientTransaction] = []
-        failed: list[tuple[ClientKey, ClientTransaction, O, ClientTransactionFailure]] = []
+        failed: list[Failed[O]] = []
         timers = self._client_timers
         while timers and timers[0][0] <= now:
             deadline, key = heapq.heappop(timers)

@@ -54,7 +54,6 @@ from .subscription import (
 from .target import Flow, Target, Transport
 from .transaction import (
     ClientTransaction,
-    ClientTransactionFailure,
     ServerTransaction,
     TimerSettings,
     TransactionTable,
@@ -74,6 +73,8 @@ KNOWN_METHODS = frozenset(
         "PRACK", "PUBLISH", "REFER", "REGISTER", "SUBSCRIBE", "UPDATE",
     }
 )  # fmt: skip
+ANSWERS = {"OPTIONS": 200, "BYE": 481, "CANCEL": 481}
+"""The status for requests no client takes (BYE and CANCEL: no dialog of ours matches)."""
 REASON_PHRASES = {
     200: "OK",
     400: "Bad Request",
@@ -177,9 +178,7 @@ class UserAgent:
         self._clients = _new_clients(settings, self.digest, self._token, self._rng)
         self.registration = self._clients.registration
         self.publication = self._clients.publication
-        self._subscriptions = self._clients.subscriptions
         self._registration_was_lost = False
-        self._challenges = self._clients.challenges
 
     # -- flows ---------------------------------------------------------------------------------
 
@@ -197,12 +196,10 @@ class UserAgent:
         """A flow to ``target`` exists; ``local`` is its local address."""
         flow = self._flow
         was_lost = flow.up(local, now)
-        registration = self.registration
-        if registration.enabled and (
-            flow.failover_pending or registration.state is RegistrationState.FAILED
-        ):
+        failed = self.registration.state is RegistrationState.FAILED
+        if self.registration.enabled and (flow.failover_pending or failed):
             flow.failover_pending = False
-            registration.register()
+            self.registration.register()
         if was_lost:
             self._clients.restart(now)
         # Last: what the clients held for a flow goes out now, once.
@@ -213,10 +210,8 @@ class UserAgent:
         """The flow to ``target`` broke: its transactions fail, a new flow is asked for."""
         self._flow.drop(lost=True)
         self._clients.flow_lost()
-        for key, transaction, owner in self._transactions.fail_pending():
-            self._clients.fail(
-                key, transaction, owner, ClientTransactionFailure.TRANSPORT_ERROR, now
-            )
+        for failed in self._transactions.fail_pending():
+            self._clients.fail(*failed, now)
         self._events.append(ConnectionNeeded(self.target))
         self._flush(now)
 
@@ -247,64 +242,59 @@ class UserAgent:
     ) -> SubscriptionKey:
         """Watch ``uri`` for ``event_package`` (``presence``, ``dialog``, ``presence.winfo``).
 
-        Subscribing again to a live subscription changes nothing; a failed or ended one starts
-        over. The start waits for a flow and the registration, and is paced. Raises
-        LocalProtocolError for a package name that is not a token.
+        A live subscription stays as it is, a failed or ended one starts over; starts are paced
+        (:mod:`.admission`). LocalProtocolError for a package name that is not a token.
         """
+        settings = self.settings
         subscription = Subscription(
-            SubscriptionSettings(
-                uri, event_package, self.settings.aor, self.settings.display_name, expires
-            ),
+            SubscriptionSettings(uri, event_package, settings.aor, settings.display_name, expires),
             self.digest,
             new_token=self._token,
-            backoff=self.settings.backoff,
+            backoff=settings.backoff,
             rng=self._rng,
         )
         key = subscription.key
-        subscription = self._subscriptions.setdefault(key, subscription)
+        subscription = self._clients.subscriptions.setdefault(key, subscription)
         if self._flow.local is not None:
             subscription.set_contact(self._flow.contact(self.settings.aor.user))
         subscription.subscribe()
-        self._touch(subscription)
+        self._clients.touch(subscription)
         self._flush(now)
         return key
 
     def unsubscribe(self, key: SubscriptionKey, now: float) -> None:
         """End the subscription ``key``; unknown keys are ignored."""
-        subscription = self._subscriptions.get(key)
-        if subscription is not None:
+        if (subscription := self._clients.subscriptions.get(key)) is not None:
             subscription.unsubscribe()
-            self._touch(subscription)
+            self._clients.touch(subscription)
             self._flush(now)
 
     def subscription_status(self, key: SubscriptionKey) -> SubscriptionStatus | None:
         """The status of subscription ``key``, or None when there is no such subscription."""
-        subscription = self._subscriptions.get(key)
-        return subscription.status if subscription is not None else None
+        return sub.status if (sub := self._clients.subscriptions.get(key)) is not None else None
 
     @property
     def subscriptions(self) -> dict[SubscriptionKey, SubscriptionStatus]:
         """A snapshot of every subscription's status."""
-        return {key: sub.status for key, sub in self._subscriptions.items()}
+        return {key: sub.status for key, sub in self._clients.subscriptions.items()}
 
     def publish(self, presence: MyPresence, note: str | None, now: float) -> None:
         """Publish our presence and keep it published (LocalProtocolError for a bad note)."""
         self.publication.publish(presence, note)
-        self._touch(self.publication)
+        self._clients.touch(self.publication)
         self._flush(now)
 
     def unpublish(self, now: float) -> None:
         """Remove our published presence."""
         self.publication.unpublish()
-        self._touch(self.publication)
+        self._clients.touch(self.publication)
         self._flush(now)
 
     def discard(self) -> None:
         """Drop the registration, subscriptions and publication without sending anything."""
         self._transactions.clear_client()
         self._clients.discard()
-        for client in self._clients:
-            self._events.extend(client.take_events())
+        self._events.extend(event for client in self._clients for event in client.take_events())
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -329,8 +319,8 @@ class UserAgent:
         for transaction in retransmit:
             self.stats.retransmissions += 1
             self._transmits.append(Transmit(transaction.target, transaction.data))
-        for key, transaction, owner, failure in failed:
-            self._clients.fail(key, transaction, owner, failure, now)
+        for failure in failed:
+            self._clients.fail(*failure, now)
         if self._flow.keepalive_due(now):
             self._transmits.append(Transmit(self.target, KEEPALIVE_PING))
         self._clients.run_timers(now)
@@ -358,9 +348,6 @@ class UserAgent:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _touch(self, client: AnyClient) -> None:
-        self._clients.touch(client)
-
     def _flush(self, now: float) -> None:
         """Send what the clients queued and collect their events; release paced starts."""
         clients = self._clients
@@ -370,7 +357,7 @@ class UserAgent:
                 allowed = (
                     self._flow.local is not None
                     and self.registration.settled
-                    and not self._challenges.busy
+                    and not self._clients.challenges.busy
                 )
                 clients.release_starts(now, allowed=allowed)
                 if not clients.dirty:
@@ -380,14 +367,13 @@ class UserAgent:
                     self._send_request(request, client, now)
                 self._events.extend(client.take_events())
                 clients.index_call_id(client)
-        self._challenges.settle()
+        self._clients.challenges.settle()
 
     def _drain_registration(self, now: float) -> None:
         """The registration first: its changes decide about failover and the others."""
         registration = self.registration
-        while requests := registration.take_requests():
-            for request in requests:
-                self._send_request(request, registration, now)
+        for request in registration.take_requests():
+            self._send_request(request, registration, now)
         for event in registration.take_events():
             self._events.append(event)
             if isinstance(event, RegistrationChanged):
@@ -423,7 +409,7 @@ class UserAgent:
         _frame(request, via, self.settings)
         transaction = ClientTransaction(request, target, now, self.settings.timers)
         key = self._transactions.add_client(transaction, owner)
-        self._challenges.sent(key, owner)
+        self._clients.challenges.sent(key, owner)
         self.stats.messages_sent += 1
         self._transmits.append(Transmit(target, transaction.data))
 
@@ -457,33 +443,15 @@ class UserAgent:
 
     def _answer(self, request: Request, now: float) -> Response:
         method = request.method
-        if method == "OPTIONS":
-            status = 200
-        elif method == "NOTIFY":
-            status = self._on_notify(request, now)
-        elif method in ("BYE", "CANCEL"):
-            status = 481  # no dialog of ours matches
-        elif method in KNOWN_METHODS:
-            status = 405
+        if method == "NOTIFY":
+            status = self._clients.notify(request, now)
         else:
-            status = 501
+            status = ANSWERS.get(method) or (405 if method in KNOWN_METHODS else 501)
         response = build_response(request, status, self._token(8))
         if response.status in (200, 405, 501):
             response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
         response.headers.add("User-Agent", self.settings.user_agent)
         return response
-
-    def _on_notify(self, request: Request, now: float) -> int:
-        """Hand a NOTIFY to the client whose dialog it names; 481 when there is none."""
-        try:
-            call_id = request.call_id
-        except RemoteProtocolError:
-            return 400
-        client = self._clients.by_call_id(call_id)
-        if client is None:
-            return 481
-        self._touch(client)
-        return client.on_notify(request, now)
 
 
 def _new_clients(
