@@ -68,10 +68,14 @@ class Harness:
     events: list[UserAgentEvent] = field(default_factory=list)
 
     @classmethod
-    def create(cls, targets: list[Target] | None = None, **overrides: object) -> Harness:
+    def create(
+        cls, targets: list[Target] | None = None, *, connected: bool = True, **overrides: object
+    ) -> Harness:
+        """A user agent whose flow is up, unless ``connected`` is False."""
         user_agent = UserAgent(settings(**overrides), targets or [SERVER], rng=random.Random(7))
         harness = cls(user_agent)
-        user_agent.connection_up(LOCAL, harness.now)
+        if connected:
+            user_agent.connection_up(LOCAL, harness.now)
         harness.drain()
         return harness
 

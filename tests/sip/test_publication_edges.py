@@ -47,65 +47,6 @@ def test_final_refusals_stop_publishing(status: int, reason: FailureReason) -> N
     assert len(publishes(harness)) == 1
 
 
-@pytest.mark.parametrize(
-    ("status", "extra", "reason"),
-    [
-        (408, (), FailureReason.TIMEOUT),
-        (480, (), FailureReason.SERVER_ERROR),
-        (503, ("Retry-After: later",), FailureReason.SERVER_ERROR),
-    ],
-)
-def test_passing_trouble_retries_after_backoff(
-    status: int, extra: tuple[str, ...], reason: FailureReason
-) -> None:
-    harness = Harness.create()
-    started(harness)
-    harness.answer(reply(publishes(harness)[-1], status, "Trouble", *extra))
-    failed = status_of(harness)
-    assert (failed.state, failed.reason, failed.status_code) == (
-        PublicationState.FAILED,
-        reason,
-        status,
-    )
-    assert failed.retry_at is not None
-    harness.advance(failed.retry_at - harness.now)
-    again = publishes(harness)[-1]
-    assert len(publishes(harness)) == 2
-    assert summarize(parse_pidf(again.body)) is PresenceState.BUSY
-    assert status_of(harness).state is PublicationState.PUBLISHING
-
-
-def test_no_answer_fails_after_timer_f_and_publishes_again_later() -> None:
-    harness = Harness.create()
-    started(harness)
-    harness.advance(31)
-    assert status_of(harness).state is PublicationState.PUBLISHING
-    harness.advance(2)
-    failed = status_of(harness)
-    assert (failed.state, failed.reason) == (PublicationState.FAILED, FailureReason.TIMEOUT)
-    assert failed.retry_at is not None
-    count = len(publishes(harness))
-    harness.advance(failed.retry_at - harness.now)
-    assert len(publishes(harness)) == count + 1
-
-
-def test_a_challenge_we_cannot_answer_fails_the_publication() -> None:
-    harness = Harness.create()
-    started(harness)
-    challenge = 'Digest realm="sip.test", nonce="n1", algorithm=unheard-of'
-    harness.answer(
-        reply(publishes(harness)[-1], 401, "Unauthorized", f"WWW-Authenticate: {challenge}")
-    )
-    failed = status_of(harness)
-    assert (failed.state, failed.reason, failed.status_code) == (
-        PublicationState.FAILED,
-        FailureReason.AUTH_FAILED,
-        401,
-    )
-    assert failed.retry_at is None
-    assert len(publishes(harness)) == 1
-
-
 def test_unpublishing_before_anything_was_published_sends_nothing() -> None:
     harness = Harness.create()
     harness.user_agent.unpublish(harness.now)
@@ -214,35 +155,3 @@ def test_a_2xx_with_an_unreadable_expires_keeps_the_expiry_asked_for() -> None:
     assert status.state is PublicationState.PUBLISHED
     assert status.expires == 3600
     assert status.refresh_at == pytest.approx(harness.now + 3240)
-
-
-@pytest.mark.parametrize(
-    "extra", [(), ("Min-Expires: 60",), ("Min-Expires: lots",)], ids=["none", "lower", "bad"]
-)
-def test_423_without_a_usable_larger_minimum_is_a_refusal(extra: tuple[str, ...]) -> None:
-    harness = Harness.create()
-    started(harness)
-    harness.answer(reply(publishes(harness)[-1], 423, "Interval Too Brief", *extra))
-    failed = status_of(harness)
-    assert (failed.state, failed.reason, failed.status_code) == (
-        PublicationState.FAILED,
-        FailureReason.REJECTED,
-        423,
-    )
-    assert len(publishes(harness)) == 1
-
-
-def test_423_again_and_again_gives_up_after_three_larger_tries() -> None:
-    harness = Harness.create()
-    started(harness)
-    for minimum in (4000, 5000, 6000, 7000):
-        harness.answer(
-            reply(publishes(harness)[-1], 423, "Interval Too Brief", f"Min-Expires: {minimum}")
-        )
-    assert [r.headers.get("Expires") for r in publishes(harness)] == [
-        "3600",
-        "4000",
-        "5000",
-        "6000",
-    ]
-    assert status_of(harness).reason is FailureReason.REJECTED

@@ -156,58 +156,6 @@ def test_final_rejections_stop_without_retrying(status: int, reason: FailureReas
     assert register_count(harness) == 1
 
 
-def test_interval_too_brief_adopts_min_expires_at_once() -> None:
-    harness = Harness.create(expires=30)
-    harness.user_agent.register(harness.now)
-    harness.drain()
-    harness.answer(reply(harness.last_request(), 423, "Interval Too Brief", "Min-Expires: 60"))
-    retry = harness.last_request()
-    assert retry.headers.get("Expires") == "60"
-    harness.answer(ok_for(retry, 60))
-    assert harness.status.state is RegistrationState.REGISTERED
-    assert harness.status.expires == 60
-
-
-def test_interval_too_brief_without_a_usable_minimum_fails() -> None:
-    harness = Harness.create(expires=120)
-    harness.user_agent.register(harness.now)
-    harness.drain()
-    harness.answer(reply(harness.last_request(), 423, "Interval Too Brief", "Min-Expires: 60"))
-    assert harness.status.reason is FailureReason.REJECTED
-    assert register_count(harness) == 1
-
-
-def test_service_unavailable_honours_retry_after() -> None:
-    harness = Harness.create()
-    harness.user_agent.register(harness.now)
-    harness.drain()
-    harness.answer(reply(harness.last_request(), 503, "Service Unavailable", "Retry-After: 42"))
-    assert harness.status.state is RegistrationState.FAILED
-    assert harness.status.reason is FailureReason.SERVER_ERROR
-    assert harness.status.retry_at == harness.now + 42
-    harness.advance(41.9)
-    assert register_count(harness) == 1
-    harness.advance(0.1)
-    assert register_count(harness) == 2
-    assert harness.status.state is RegistrationState.REGISTERING
-
-
-def test_server_errors_back_off_exponentially_within_bounds() -> None:
-    harness = Harness.create()
-    harness.user_agent.register(harness.now)
-    harness.drain()
-    delays: list[float] = []
-    for _ in range(9):
-        harness.answer(reply(harness.last_request(), 500, "Server Error"))
-        retry_at = harness.status.retry_at
-        assert retry_at is not None
-        delays.append(retry_at - harness.now)
-        harness.advance(retry_at - harness.now)
-    ceilings = [30, 60, 120, 240, 480, 960, 1800, 1800, 1800]
-    for delay, ceiling in zip(delays, ceilings, strict=True):
-        assert ceiling * 0.5 <= delay <= ceiling
-
-
 def test_backoff_policy_bounds_and_reset() -> None:
     backoff = Backoff(BackoffPolicy(base=1, cap=8, jitter=0.5))
     delays = [backoff.next_delay() for _ in range(6)]

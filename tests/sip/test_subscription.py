@@ -299,34 +299,6 @@ def test_489_reports_the_package_as_not_offered() -> None:
     assert len(subscribes(harness)) == 1
 
 
-def test_423_adopts_min_expires() -> None:
-    harness = Harness.create()
-    key = harness.user_agent.subscribe(BOB, "presence", harness.now, expires=30)
-    harness.drain()
-    harness.answer(reply(harness.last_request(), 423, "Interval Too Brief", "Min-Expires: 120"))
-    again = harness.last_request()
-    assert again.headers.get("Expires") == "120"
-    assert again.call_id == subscribes(harness)[0].call_id
-    harness.answer(reply(again, 200, "OK", "Expires: 120"))
-    assert harness.user_agent.subscription_status(key).expires == 120
-
-
-def test_server_errors_and_timeouts_back_off() -> None:
-    harness = Harness.create()
-    key = harness.user_agent.subscribe(BOB, "presence", harness.now)
-    harness.drain()
-    harness.answer(reply(harness.last_request(), 503, "Service Unavailable", "Retry-After: 90"))
-    status = harness.user_agent.subscription_status(key)
-    assert status.reason is FailureReason.SERVER_ERROR
-    assert status.retry_at == pytest.approx(harness.now + 90)
-    harness.advance(90)
-    assert len(subscribes(harness)) == 2
-    harness.advance(32)  # no answer: Timer F
-    status = harness.user_agent.subscription_status(key)
-    assert status.reason is FailureReason.TIMEOUT
-    assert status.retry_at is not None
-
-
 def test_a_foreign_notify_gets_481_and_changes_nothing() -> None:
     harness = Harness.create()
     key, request = subscribed(harness)

@@ -78,57 +78,6 @@ def test_final_refusals_stop_until_subscribed_again(
 
 
 @pytest.mark.parametrize(
-    ("status", "extra", "reason"),
-    [
-        (408, (), FailureReason.TIMEOUT),
-        (480, (), FailureReason.SERVER_ERROR),
-        (503, ("Retry-After: soon",), FailureReason.SERVER_ERROR),
-    ],
-)
-def test_passing_trouble_retries_after_backoff(
-    status: int, extra: tuple[str, ...], reason: FailureReason
-) -> None:
-    harness = Harness.create()
-    key = started(harness)
-    harness.answer(reply(harness.last_request(), status, "Trouble", *extra))
-    failed = status_of(harness, key)
-    assert (failed.state, failed.reason, failed.status_code) == (
-        SubscriptionState.FAILED,
-        reason,
-        status,
-    )
-    assert failed.retry_at is not None
-    assert harness.now < failed.retry_at <= harness.now + 600
-    harness.advance(failed.retry_at - harness.now)
-    assert len(subscribes(harness)) == 2
-    assert status_of(harness, key).state is SubscriptionState.SUBSCRIBING
-
-
-@pytest.mark.parametrize(
-    "challenge",
-    [
-        'Digest realm="sip.test", nonce="n1", algorithm=SHA-512-256-sess-unknown',
-        "Digest realm",
-    ],
-    ids=["unsupported-algorithm", "malformed"],
-)
-def test_a_challenge_we_cannot_answer_fails_the_subscription(challenge: str) -> None:
-    harness = Harness.create()
-    key = started(harness)
-    harness.answer(
-        reply(harness.last_request(), 401, "Unauthorized", f"WWW-Authenticate: {challenge}")
-    )
-    failed = status_of(harness, key)
-    assert (failed.state, failed.reason, failed.status_code) == (
-        SubscriptionState.FAILED,
-        FailureReason.AUTH_FAILED,
-        401,
-    )
-    assert failed.retry_at is None
-    assert len(subscribes(harness)) == 1
-
-
-@pytest.mark.parametrize(
     ("status", "extra"),
     [(401, ('WWW-Authenticate: Digest realm="x", nonce="n", algorithm=nope',)), (486, ())],
 )
@@ -253,35 +202,6 @@ def test_a_2xx_with_an_unreadable_expires_counts_as_a_server_error() -> None:
         200,
     )
     assert failed.retry_at is not None
-
-
-@pytest.mark.parametrize(
-    "extra", [(), ("Min-Expires: 30",), ("Min-Expires: many",)], ids=["none", "lower", "bad"]
-)
-def test_423_without_a_usable_larger_minimum_is_a_refusal(extra: tuple[str, ...]) -> None:
-    harness = Harness.create()
-    key = harness.user_agent.subscribe(BOB, "presence", harness.now, expires=60)
-    harness.drain()
-    harness.answer(reply(harness.last_request(), 423, "Interval Too Brief", *extra))
-    failed = status_of(harness, key)
-    assert (failed.state, failed.reason, failed.status_code) == (
-        SubscriptionState.FAILED,
-        FailureReason.REJECTED,
-        423,
-    )
-    assert len(subscribes(harness)) == 1
-
-
-def test_423_again_and_again_gives_up_after_three_larger_tries() -> None:
-    harness = Harness.create()
-    key = harness.user_agent.subscribe(BOB, "presence", harness.now, expires=60)
-    harness.drain()
-    for minimum in (120, 240, 480, 960):
-        harness.answer(
-            reply(harness.last_request(), 423, "Interval Too Brief", f"Min-Expires: {minimum}")
-        )
-    assert [r.headers.get("Expires") for r in subscribes(harness)] == ["60", "120", "240", "480"]
-    assert status_of(harness, key).reason is FailureReason.REJECTED
 
 
 def test_a_negative_expiry_is_refused_and_nothing_is_sent() -> None:

@@ -87,6 +87,10 @@ class PacingPolicy:
     rate: float = 20.0
 
 
+_ROUNDING = 1e-9
+"""A token counted at ``next_at`` may fall short of 1.0 by a rounding error."""
+
+
 class StartPacer:
     """A token bucket: ``burst`` starts at once, refilled at ``rate`` per second."""
 
@@ -99,8 +103,8 @@ class StartPacer:
     def take(self, now: float) -> bool:
         """Whether a start may go at ``now`` (it then uses one token)."""
         self._refill(now)
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= 1.0 - _ROUNDING:
+            self._tokens = max(0.0, self._tokens - 1.0)
             return True
         return False
 
