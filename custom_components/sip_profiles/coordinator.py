@@ -78,6 +78,7 @@ PROBLEM_EVENTS: dict[FailureReason, str] = {
     FailureReason.SERVER_ERROR: "server_error",
     FailureReason.NOT_FOUND: "rejected",
     FailureReason.REJECTED: "rejected",
+    FailureReason.NOT_OFFERED: "rejected",
 }
 RECOVERED = "recovered"
 REPAIRABLE: dict[FailureReason, str] = {FailureReason.NOT_FOUND: "unknown_account"}

@@ -71,6 +71,7 @@ FAILURE_KEYS: Mapping[FailureReason, str] = {
     FailureReason.TRANSPORT_ERROR: "cannot_connect",
     FailureReason.SERVER_ERROR: "cannot_connect",
     FailureReason.REJECTED: "rejected",
+    FailureReason.NOT_OFFERED: "rejected",
 }
 
 

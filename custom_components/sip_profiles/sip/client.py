@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 import random
 from types import MappingProxyType
-from typing import Protocol
 
 from .auth import ChallengeOutcome, DigestClient
 from .backoff import Backoff, BackoffPolicy
@@ -160,16 +159,17 @@ def answer_challenge(digest: DigestClient, response: Response) -> bool:
     return outcome in (ChallengeOutcome.ANSWERED, ChallengeOutcome.STALE)
 
 
-class ClientStatus(Protocol):
-    """What every client's status snapshot has: the two times the mechanism keeps."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientStatus:
+    """What every client's status snapshot shows besides its state (each adds its own)."""
 
-    @property
-    def refresh_at(self) -> float | None:
-        """When the client refreshes what the server granted."""
-
-    @property
-    def retry_at(self) -> float | None:
-        """When a failed client tries again; None when it gave up."""
+    reason: FailureReason | None = None
+    status_code: int | None = None
+    expires: int | None = None
+    """Seconds the server granted in the last success."""
+    refresh_at: float | None = None
+    retry_at: float | None = None
+    """When a failed client tries again; None when it gave up."""
 
 
 @dataclass(slots=True)
@@ -184,9 +184,10 @@ class Pending[O]:
 class Client[O, S: ClientStatus, E]:
     """A client state machine under the user agent: what it sends, when, and what it reports.
 
-    The user agent speaks to every client through these methods only: ``set_contact`` and
+    The user agent speaks to every client through these members only: ``set_contact`` and
     ``flow_lost``; ``on_response``, ``on_failure``, ``on_notify``, ``resend_authorized``,
-    ``on_timer`` and ``deadline``; ``take_requests`` and ``take_events``; ``discard``.
+    ``on_timer`` and ``deadline``; ``start_queued``, ``start`` and ``restart``; ``busy`` and
+    ``call_id``; ``take_requests`` and ``take_events``; ``discard``.
     """
 
     EXPIRING: frozenset[O] = frozenset()
@@ -283,7 +284,7 @@ class Client[O, S: ClientStatus, E]:
             if answer_challenge(self._digest, response):
                 self._issue(pending)
                 return
-            failure = Failure.of(response, FailureReason.AUTH_FAILED)
+            failure = Failure.of(response)
         elif status == 423 and pending.operation in self.EXPIRING:
             minimum = _min_expires(response)
             if (

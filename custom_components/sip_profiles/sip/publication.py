@@ -22,7 +22,7 @@ from typing import override
 
 from .auth import DigestClient
 from .backoff import BackoffPolicy
-from .client import Client, Failure, FailureReason, granted_expires, refresh_time
+from .client import Client, ClientStatus, Failure, granted_expires, refresh_time
 from .documents.pidf import MyPresence, build_pidf
 from .errors import LocalProtocolError
 from .headers import Headers, NameAddr
@@ -52,17 +52,12 @@ class PublicationSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class PublicationStatus:
+class PublicationStatus(ClientStatus):
     """A snapshot of our publication."""
 
     state: PublicationState
     presence: MyPresence | None = None
     note: str | None = None
-    reason: FailureReason | None = None
-    status_code: int | None = None
-    expires: int | None = None
-    refresh_at: float | None = None
-    retry_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from typing import Final, override
 
 from .auth import DigestClient
 from .backoff import BackoffPolicy
-from .client import Client, Failure, FailureReason, granted_expires, refresh_time
+from .client import Client, ClientStatus, Failure, FailureReason, granted_expires, refresh_time
 from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import Params
 from .headers import STAR, Headers, NameAddr
@@ -80,18 +80,11 @@ class RegistrationSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class RegistrationStatus:
+class RegistrationStatus(ClientStatus):
     """A snapshot of everything a user may want to see about the registration."""
 
     state: RegistrationState
-    reason: FailureReason | None = None
-    status_code: int | None = None
     reason_phrase: str | None = None
-    expires: int | None = None
-    """Seconds the registrar granted in the last successful REGISTER."""
-    refresh_at: float | None = None
-    retry_at: float | None = None
-    """When a failed registration tries again; None when it gave up."""
     contact: str | None = None
     public_address: tuple[str, int] | None = None
     """Our address as the registrar saw it (Via ``received``/``rport``)."""

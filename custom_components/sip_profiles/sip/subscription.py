@@ -29,7 +29,7 @@ from typing import override
 
 from .auth import DigestClient
 from .backoff import BackoffPolicy
-from .client import Client, Failure, FailureReason, refresh_time
+from .client import Client, ClientStatus, Failure, FailureReason, refresh_time
 from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import is_token
 from .headers import Headers, NameAddr
@@ -117,17 +117,10 @@ class SubscriptionSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class SubscriptionStatus:
+class SubscriptionStatus(ClientStatus):
     """A snapshot of everything a user may want to see about a subscription."""
 
     state: SubscriptionState
-    reason: FailureReason | None = None
-    status_code: int | None = None
-    expires: int | None = None
-    """Seconds granted by the last 2xx or NOTIFY."""
-    refresh_at: float | None = None
-    retry_at: float | None = None
-    """When a failed subscription tries again; None when it gave up."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,7 @@ _EXIT_CODES = {
     FailureReason.NOT_FOUND: ExitCode.REJECTED,
     FailureReason.SERVER_ERROR: ExitCode.REJECTED,
     FailureReason.REJECTED: ExitCode.REJECTED,
+    FailureReason.NOT_OFFERED: ExitCode.REJECTED,
 }
 _FAILURE_TEXT = {
     FailureReason.AUTH_FAILED: "the credentials were refused",
@@ -92,6 +93,7 @@ _FAILURE_TEXT = {
     FailureReason.NOT_FOUND: "the server does not know this address of record",
     FailureReason.SERVER_ERROR: "the server reported an error",
     FailureReason.REJECTED: "the server rejected the request",
+    FailureReason.NOT_OFFERED: "the server does not offer this event package",
 }
 
 
