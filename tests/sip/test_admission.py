@@ -13,21 +13,13 @@ from custom_components.sip_profiles.sip.subscription import SubscriptionState
 from custom_components.sip_profiles.sip.uri import parse_sip_uri
 
 from .canned import CHALLENGE, Harness, ok_for, reply
-from .test_subscription import notify
+from .test_subscription import notify, subscribes
 
 PROXY_CHALLENGE = 'Digest realm="sip.test", nonce="p1", qop="auth", algorithm=MD5'
 
 
 def buddies(count: int) -> list[str]:
     return [f"sip:b{index:03d}@sip.test" for index in range(count)]
-
-
-def subscribes(harness: Harness) -> list[Request]:
-    seen: dict[str, Request] = {}
-    for request in harness.requests():
-        if request.method == "SUBSCRIBE":
-            seen.setdefault(request.top_via.branch or "", request)
-    return list(seen.values())
 
 
 def serve(harness: Harness, *, seconds: float = 10.0) -> int:
