@@ -7,6 +7,7 @@ import re
 import pytest
 
 from custom_components.sip_profiles.sip.backoff import Backoff, BackoffPolicy
+from custom_components.sip_profiles.sip.documents.pidf import MyPresence
 from custom_components.sip_profiles.sip.grammar import param, parse_params
 from custom_components.sip_profiles.sip.message import Request, parse_message
 from custom_components.sip_profiles.sip.registration import (
@@ -492,3 +493,26 @@ def test_finished_transactions_leave_after_timer_k_and_j_in_a_long_soak() -> Non
     assert not user_agent._transactions.server
     assert not user_agent._transactions._client_timers
     assert not user_agent._transactions._server_timers
+
+
+def test_a_request_due_as_the_flow_fails_over_waits_for_the_next_flow() -> None:
+    second = Target(Transport.UDP, "127.0.0.2", 5060)
+    harness = Harness.create(targets=[SERVER, second], expires=600)
+    harness.user_agent.register(harness.now)
+    harness.drain()
+    harness.answer(ok_for(harness.last_request(), 600))  # refresh at +540
+    harness.advance(32)
+    harness.user_agent.publish(MyPresence.AWAY, None, harness.now)
+    harness.drain()
+    harness.answer(reply(harness.last_request(), 200, "OK", "SIP-ETag: e1", "Expires: 600"))
+    # The REGISTER refresh goes unanswered: its Timer F fires with the PUBLISH refresh.
+    harness.advance(540)
+    assert harness.user_agent.publication.status.refresh_at is None  # it fired
+    publishes = [r for r in harness.requests() if r.method == "PUBLISH"]
+    assert harness.status.state is RegistrationState.FAILED
+    assert ConnectionNeeded(second) in harness.events
+    harness.user_agent.connection_up(("127.0.0.1", 5072), harness.now)
+    harness.drain()
+    refresh = [r for r in harness.requests() if r.method == "PUBLISH"][len(publishes) :]
+    assert [r.headers.get("SIP-If-Match") for r in refresh] == ["e1"]
+    assert refresh[0].top_via.port == 5072

@@ -270,6 +270,12 @@ class Client[O, S: ClientStatus, E]:
         """The flow is gone: requests are held until ``set_contact`` names a new one."""
         self._flow_up = False
 
+    def hold(self, request: Request) -> None:
+        """``request`` was built but the flow went before it could: it waits for the next."""
+        self._flow_up = False
+        if self._pending is not None and self._pending.request is request:
+            self._pending.request = None
+
     # -- feedback from the user agent ----------------------------------------------------------
 
     def on_response(self, response: Response, now: float) -> None:

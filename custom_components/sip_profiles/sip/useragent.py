@@ -402,7 +402,8 @@ class UserAgent:
     def _send_request(self, request: Request, owner: AnyClient, now: float) -> None:
         target = self.target
         if self._flow.local is None:
-            raise LocalProtocolError("a request was queued while no flow exists")
+            owner.hold(request)  # the flow went in this same step (a failover)
+            return
         host, port = self._flow.local
         branch = BRANCH_MAGIC + self._token(12)
         via = Via(target.transport.via_name, host, port, (("branch", branch), ("rport", None)))
