@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum, StrEnum
+from functools import partial
 import random
 from types import MappingProxyType
 from typing import override
@@ -143,6 +144,7 @@ class NotifyReceived:
 
 
 SubscriptionEvent = SubscriptionChanged | NotifyReceived
+_UNSUBSCRIBED = SubscriptionStatus(SubscriptionState.UNSUBSCRIBED)
 
 
 class Operation(StrEnum):
@@ -272,8 +274,8 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
         super().__init__(
             digest,
             settings.expires,
-            SubscriptionStatus(SubscriptionState.UNSUBSCRIBED),
-            lambda status: SubscriptionChanged(key, status),
+            _UNSUBSCRIBED,
+            partial(SubscriptionChanged, key),
             backoff=backoff,
             rng=rng,
         )
