@@ -16,6 +16,7 @@ from custom_components.sip_profiles.sip.aio.transport import TransportLayer
 from custom_components.sip_profiles.sip.errors import LocalProtocolError, RemoteProtocolError
 from custom_components.sip_profiles.sip.target import Target, Transport
 from tests.harness.certs import TlsFiles
+from tests.sip.test_stream_framing import KAMAILIO_NOTIFY_EMPTY, KAMAILIO_NOTIFY_PIDF
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -138,6 +139,18 @@ def server_tls(tls_files: TlsFiles) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(tls_files.cert_file, tls_files.key_file)
     return context
+
+
+async def tcp_flow(
+    make_layer: MakeLayer, start_peer: StartPeer
+) -> tuple[TransportLayer, Recorder, Target, asyncio.StreamWriter]:
+    """A layer connected over TCP to a new peer, and the peer's writer of that connection."""
+    peer = await start_peer()
+    layer, recorder = make_layer()
+    target = Target(Transport.TCP, "127.0.0.1", peer.port)
+    await layer.connect(target)
+    _, writer = await peer.connection()
+    return layer, recorder, target, writer
 
 
 async def _client_tls(**options: Any) -> ssl.SSLContext:
@@ -263,11 +276,7 @@ async def test_tcp_round_trip_over_one_connection(
 async def test_tcp_two_messages_in_one_segment(
     make_layer: MakeLayer, start_peer: StartPeer
 ) -> None:
-    peer = await start_peer()
-    layer, recorder = make_layer()
-    target = Target(Transport.TCP, "127.0.0.1", peer.port)
-    await layer.connect(target)
-    _, writer = await peer.connection()
+    _, recorder, target, writer = await tcp_flow(make_layer, start_peer)
 
     writer.write(NOTIFY + OPTIONS)
 
@@ -278,11 +287,7 @@ async def test_tcp_two_messages_in_one_segment(
 async def test_tcp_one_message_in_three_segments(
     make_layer: MakeLayer, start_peer: StartPeer
 ) -> None:
-    peer = await start_peer()
-    layer, recorder = make_layer()
-    target = Target(Transport.TCP, "127.0.0.1", peer.port)
-    await layer.connect(target)
-    _, writer = await peer.connection()
+    layer, recorder, target, writer = await tcp_flow(make_layer, start_peer)
 
     for part in (NOTIFY[:10], NOTIFY[10:-3], NOTIFY[-3:]):
         writer.write(part)
@@ -310,16 +315,26 @@ async def test_tcp_connection_is_reused(make_layer: MakeLayer, start_peer: Start
 
 
 async def test_tcp_keepalive_pong_is_counted(make_layer: MakeLayer, start_peer: StartPeer) -> None:
-    peer = await start_peer()
-    layer, recorder = make_layer()
-    target = Target(Transport.TCP, "127.0.0.1", peer.port)
-    await layer.connect(target)
-    _, writer = await peer.connection()
+    layer, recorder, target, writer = await tcp_flow(make_layer, start_peer)
 
     writer.write(b"\r\n" + OPTIONS)
 
     assert await recorder.message() == (OPTIONS, target)
     assert layer.stats.keepalives_seen == 1
+
+
+async def test_tcp_notify_as_kamailio_writes_it_keeps_the_connection(
+    make_layer: MakeLayer, start_peer: StartPeer
+) -> None:
+    layer, recorder, target, writer = await tcp_flow(make_layer, start_peer)
+
+    writer.write(KAMAILIO_NOTIFY_PIDF + KAMAILIO_NOTIFY_EMPTY[:100])
+    writer.write(KAMAILIO_NOTIFY_EMPTY[100:])
+
+    assert await recorder.message() == (KAMAILIO_NOTIFY_PIDF, target)
+    assert await recorder.message() == (KAMAILIO_NOTIFY_EMPTY, target)
+    assert recorder.losses.empty()
+    assert layer.stats.malformed_dropped == 0
 
 
 async def test_tcp_server_close_reports_flow_lost(
@@ -353,8 +368,9 @@ async def test_tcp_unframeable_stream_closes_the_connection(
     await layer.connect(target)
     reader, writer = await peer.connection()
 
-    writer.write(b"OPTIONS sip:x SIP/2.0\r\n\r\n")
+    writer.write(OPTIONS + b"OPTIONS sip:x SIP/2.0\r\n\r\n" + OPTIONS)
 
+    assert await recorder.message() == (OPTIONS, target)
     lost, exc = await recorder.loss()
     assert lost == target
     assert isinstance(exc, RemoteProtocolError)

@@ -361,20 +361,23 @@ class _StreamFlow(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         counters = self._counters
         counters.bytes_in += len(data)
-        keepalives = self._framer.keepalives
+        framer = self._framer
+        keepalives = framer.keepalives
+        framer.feed(data)
         try:
-            messages = self._framer.feed(data)
+            while (message := framer.next_message()) is not None:
+                self._deliver(message, self.target)
         except RemoteProtocolError as exc:
+            # Where the next message starts is unknown: guessing would read body octets as a
+            # start line, so the connection goes (the client opens a new one); the messages
+            # before the break were delivered.
             counters.malformed_dropped += 1
             _LOGGER.debug("closing %s: %s", self.target, exc)
             assert self._transport is not None
             self._transport.abort()
             self._ended(self, exc)
-            return
         finally:
-            counters.keepalives_seen += self._framer.keepalives - keepalives
-        for message in messages:
-            self._deliver(message, self.target)
+            counters.keepalives_seen += framer.keepalives - keepalives
 
     def eof_received(self) -> bool:
         # Returning False closes our side too: SIP has no use for half-open connections.
