@@ -166,6 +166,7 @@ class UserAgent:
         self._targets = list(targets)
         self._target_index = 0
         self._local: tuple[str, int] | None = None
+        self._contact_address: tuple[str, int] = ("", 0)
         self._failover_pending = False
         self._client: dict[tuple[str, str], ClientTransaction] = {}
         self._owners: dict[tuple[str, str], _Owner] = {}
@@ -231,21 +232,34 @@ class UserAgent:
         """The local end of the flow to ``target``, or None while there is none."""
         return self._local
 
-    def connection_up(self, local: tuple[str, int], now: float) -> None:
-        """A flow to ``target`` exists; ``local`` is its local address."""
+    def connection_up(
+        self, local: tuple[str, int], now: float, *, listening: tuple[str, int] | None = None
+    ) -> None:
+        """A flow to ``target`` exists; ``local`` is its local address.
+
+        ``listening`` is where connections of the flow's transport are accepted; the Contact
+        then names it instead of ``local``, so that a server that opens a new connection for
+        a request (RFC 3261 §8.1.1.8) reaches us. A server that reuses the flow still can.
+        """
         self._local = local
-        contact = self._contact_uri(local)
+        self._contact_address = listening or local
+        contact = self._contact_uri(self._contact_address)
         self.registration.set_contact(contact)
         for subscription in self._subscriptions.values():
             subscription.set_contact(contact)
-        if self._flow_was_lost:
+        flow_renewed = self._flow_was_lost
+        if flow_renewed:
             self._flow_was_lost = False
             self._restart_dialogs(now)
         if self.settings.keepalive_interval:
             self._keepalive_at = now + self.settings.keepalive_interval
         registration = self.registration
+        # A binding whose Contact did not move (it names our listening socket) is renewed
+        # over the new flow all the same: the registrar may have lost it with the old one.
         if registration.enabled and (
-            self._failover_pending or registration.state is RegistrationState.FAILED
+            self._failover_pending
+            or registration.state is RegistrationState.FAILED
+            or (flow_renewed and registration.state is RegistrationState.REGISTERED)
         ):
             self._failover_pending = False
             registration.register()
@@ -306,7 +320,7 @@ class UserAgent:
         key = subscription.key
         subscription = self._subscriptions.setdefault(key, subscription)
         if self._local is not None:
-            subscription.set_contact(self._contact_uri(self._local))
+            subscription.set_contact(self._contact_uri(self._contact_address))
         subscription.subscribe()
         self._dirty.add(key)
         self._flush(now)

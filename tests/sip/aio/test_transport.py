@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
-from custom_components.sip_profiles.sip.aio.tls import client_ssl_context
+from custom_components.sip_profiles.sip.aio.tls import (
+    client_ssl_context,
+    self_signed_server_context,
+)
 from custom_components.sip_profiles.sip.aio.transport import TransportLayer
 from custom_components.sip_profiles.sip.errors import LocalProtocolError, RemoteProtocolError
 from custom_components.sip_profiles.sip.target import Target, Transport
@@ -532,3 +535,82 @@ async def test_close_ends_a_pending_connect(make_layer: MakeLayer, start_peer: S
     with pytest.raises(LocalProtocolError):
         await asyncio.wait_for(connecting, BOUND)
     assert recorder.losses.empty()
+
+
+# Listening for connections a server opens to us
+
+
+async def _open_to(
+    port: int, ssl_context: ssl.SSLContext | None = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    connection = asyncio.open_connection("127.0.0.1", port, ssl=ssl_context)
+    return await asyncio.wait_for(connection, BOUND)
+
+
+async def test_tcp_listener_delivers_requests_and_answers_go_back_on_the_connection(
+    make_layer: MakeLayer,
+) -> None:
+    layer, recorder = make_layer()
+    host, port = await layer.listen(Transport.TCP, "127.0.0.1")
+    reader, writer = await _open_to(port)
+    local_port = writer.get_extra_info("sockname")[1]
+
+    writer.write(KAMAILIO_NOTIFY_PIDF[:50])
+    writer.write(KAMAILIO_NOTIFY_PIDF[50:])
+    data, source = await recorder.message()
+    layer.send(source, OPTIONS)
+    answer = await asyncio.wait_for(reader.readexactly(len(OPTIONS)), BOUND)
+    writer.close()
+
+    assert host == "127.0.0.1"
+    assert await layer.listen(Transport.TCP, "127.0.0.1") == (host, port)
+    assert data == KAMAILIO_NOTIFY_PIDF
+    assert source == Target(Transport.TCP, "127.0.0.1", local_port)
+    assert answer == OPTIONS
+    # A connection the server opened is the server's to reopen: its end is not a lost flow.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(recorder.losses.get(), 0.2)
+    layer.send(source, OPTIONS)
+    lost, exc = await recorder.loss()
+    assert lost == source
+    assert isinstance(exc, ConnectionError)
+
+
+async def test_tls_listener_serves_a_self_signed_certificate(make_layer: MakeLayer) -> None:
+    server_context = await asyncio.to_thread(self_signed_server_context)
+    layer, recorder = make_layer()
+    _, port = await layer.listen(Transport.TLS, "127.0.0.1", server_context)
+    # What a SIP server does when it opens a connection to a user agent: no verification.
+    _, writer = await _open_to(port, await _client_tls(verify=False))
+
+    writer.write(KAMAILIO_NOTIFY_EMPTY)
+
+    data, source = await recorder.message()
+    assert (data, source.transport) == (KAMAILIO_NOTIFY_EMPTY, Transport.TLS)
+    assert await asyncio.to_thread(self_signed_server_context) is server_context
+    certificate = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    assert certificate
+
+
+async def test_listening_needs_a_stream_transport_and_tls_a_context(
+    make_layer: MakeLayer,
+) -> None:
+    layer, _ = make_layer()
+    for transport in (Transport.UDP, Transport.TLS):
+        with pytest.raises(LocalProtocolError):
+            await layer.listen(transport, "127.0.0.1")
+
+
+async def test_close_ends_the_listener_and_its_connections(make_layer: MakeLayer) -> None:
+    layer, _ = make_layer()
+    _, port = await layer.listen(Transport.TCP, "127.0.0.1")
+    reader, _ = await _open_to(port)
+
+    await layer.close()
+
+    with contextlib.suppress(ConnectionResetError):
+        assert await asyncio.wait_for(reader.read(), BOUND) == b""
+    with pytest.raises(OSError, match="Connect call failed"):
+        await _open_to(port)
+    with pytest.raises(LocalProtocolError):
+        await layer.listen(Transport.TCP, "127.0.0.1")
