@@ -441,8 +441,8 @@ class _StreamFlow(asyncio.Protocol):
                 self._deliver(message, self.target)
         except RemoteProtocolError as exc:
             # Where the next message starts is unknown: guessing would read body octets as a
-            # start line, so the connection goes (the client opens a new one); the messages
-            # before the break were delivered.
+            # start line, so the connection goes and whoever opened it opens a new one. The
+            # messages before the break were delivered.
             counters.malformed_dropped += 1
             _LOGGER.debug("closing %s: %s", self.target, exc)
             assert self._transport is not None
