@@ -218,20 +218,8 @@ async def test_presence_changes_reach_the_watcher_and_unsubscribe_ends_it(
 
 
 async def test_subscription_comes_back_after_a_server_restart(
-    route: Route,
-    make_client: Callable[..., Client],
-    kamailio_clean: KamailioServer,
-    request: pytest.FixtureRequest,
+    route: Route, make_client: Callable[..., Client], kamailio_clean: KamailioServer
 ) -> None:
-    if route.transport is not Transport.UDP:
-        # Over TCP and TLS the restart loses both the flow and the registration; each
-        # restarts the dialogs, and the second drops the SUBSCRIBE the first had just
-        # authorized: its 200 and NOTIFY find no dialog (481) and the subscription stays
-        # subscribing. One variant shows it (and fails once it is fixed); the others wait.
-        known = "the user agent restarts the dialogs twice when flow and registration drop"
-        if route != Route(Transport.TCP, over_our_flow=True):
-            pytest.skip(f"{known} (shown by the tcp-notify-on-our-flow variant)")
-        request.applymarker(pytest.mark.xfail(reason=known, raises=TimeoutError, strict=True))
     watched = kamailio_clean.new_account("carol")
     alice = await registered(make_client("alice", route.transport))
     key = alice.runner.subscribe(parse_sip_uri(kamailio_clean.aor(watched)), "presence")

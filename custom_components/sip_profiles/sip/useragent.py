@@ -250,6 +250,9 @@ class UserAgent:
         flow_renewed = self._flow_was_lost
         if flow_renewed:
             self._flow_was_lost = False
+            # The dialogs start over now, once for this outage: the registration that failed
+            # with the flow and comes back over the new one must not restart them again.
+            self._registration_was_lost = False
             self._restart_dialogs(now)
         if self.settings.keepalive_interval:
             self._keepalive_at = now + self.settings.keepalive_interval
