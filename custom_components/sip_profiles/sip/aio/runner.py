@@ -244,7 +244,7 @@ class UserAgentRunner:
             return await self._transports.listen(transport, host, context)
         except (OSError, ssl.SSLError) as err:
             _LOGGER.warning(
-                "Cannot accept %s connections on %s (%s); requests reach us only over our own",
+                "Cannot accept %s connections on %s (%s); the server reaches us over ours only",
                 transport.value,
                 host,
                 err,
