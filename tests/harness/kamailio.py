@@ -605,6 +605,16 @@ class KamailioServer:
         if self.running:
             self.kamcmd("htable.sets", "s:accounts", f"s:{user}", f"s:{password}")
 
+    def new_account(self, prefix: str) -> str:
+        """Create an account no earlier test has used, ``prefix`` plus a random suffix.
+
+        Its password is its name followed by ``-secret``. Presence a test leaves behind (the
+        server caches publications) cannot reach a later test that watches a new account.
+        """
+        user = f"{prefix}-{secrets.token_hex(4)}"
+        self.set_password(user, f"{user}-secret")
+        return user
+
     def remove_account(self, user: str) -> None:
         """Delete the account user (its REGISTERs get 404, its credentials 403)."""
         self.accounts.pop(user, None)

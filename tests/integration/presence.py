@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 import contextlib
-import socket
 
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
@@ -12,14 +11,13 @@ from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.sip_profiles.sip.aio.runner import UserAgentRunner
-from custom_components.sip_profiles.sip.auth import Credentials, DigestClient
+from custom_components.sip_profiles.sip.auth import Credentials
 from custom_components.sip_profiles.sip.documents import (
     PresenceState,
     best_note,
     parse_pidf,
     summarize,
 )
-from custom_components.sip_profiles.sip.message import Response, parse_message
 from custom_components.sip_profiles.sip.subscription import (
     NotifyReceived,
     SubscriptionKey,
@@ -30,7 +28,7 @@ from custom_components.sip_profiles.sip.uri import parse_sip_uri
 from custom_components.sip_profiles.sip.useragent import UserAgent, UserAgentSettings
 from tests.harness.kamailio import TEST_ACCOUNTS, KamailioServer
 
-from .helpers import WAIT, SecondDevice, wait_for
+from .helpers import SecondDevice, wait_for
 
 
 async def add_buddy(
@@ -104,53 +102,6 @@ async def watching(
     finally:
         await client.runner.stop(unregister=False)
         kamailio.remove_bindings(user)
-
-
-def raw_publish(
-    server: KamailioServer,
-    user: str,
-    body: str,
-    *,
-    event: str = "presence",
-    content_type: str = "application/pidf+xml",
-    etag: str | None = None,
-) -> str | None:
-    """PUBLISH ``body`` for ``user`` from a bare UDP socket (blocking: run it in a thread).
-
-    With ``etag`` the PUBLISH replaces that earlier publication (RFC 3903 modify); returns the
-    entity-tag of the publication.
-    """
-    if_match = f"SIP-If-Match: {etag}\r\n" if etag else ""
-    digest = DigestClient([Credentials(user, TEST_ACCOUNTS[user])])
-    uri = server.aor(user)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(WAIT)
-        port = sock.getsockname()[1]
-        # Kamailio's SQLite store is sometimes locked by its other worker: 500, try again.
-        for cseq in range(1, 8):
-            authorization = "".join(
-                f"{name}: {value}\r\n"
-                for name, value in digest.authorization_headers("PUBLISH", uri)
-            )
-            request = (
-                f"PUBLISH {uri} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKraw{cseq}{port};rport\r\n"
-                "Max-Forwards: 70\r\n"
-                f"From: <{uri}>;tag=raw{port}\r\nTo: <{uri}>\r\nCall-ID: raw-{port}\r\n"
-                f"CSeq: {cseq} PUBLISH\r\nEvent: {event}\r\nExpires: 600\r\n"
-                f"Content-Type: {content_type}\r\n{if_match}{authorization}"
-                f"Content-Length: {len(body.encode())}\r\n\r\n{body}"
-            )
-            sock.sendto(request.encode(), server.address("udp"))
-            answer = parse_message(sock.recv(65535))
-            assert isinstance(answer, Response)
-            if answer.status == 200:
-                return answer.headers.get("SIP-ETag")
-            assert answer.status in (401, 500), answer.status
-            if answer.status == 401:
-                digest.handle_challenge(401, answer.headers.get_all("WWW-Authenticate"))
-    raise AssertionError("PUBLISH was not accepted")
 
 
 def dialog_info(

@@ -26,6 +26,7 @@ from custom_components.sip_profiles.coordinator import SipProfileCoordinator
 from custom_components.sip_profiles.sip.documents.pidf import MyPresence
 from custom_components.sip_profiles.sip.subscription import SubscriptionKey, SubscriptionState
 from tests.harness.kamailio import KamailioServer, pidf
+from tests.harness.publisher import raw_publish
 
 from .helpers import (  # noqa: F401 - fixtures
     FROZEN_AT,
@@ -37,7 +38,7 @@ from .helpers import (  # noqa: F401 - fixtures
     snapshot_entities,
     wait_for,
 )
-from .presence import add_buddy, dialog_info, raw_publish
+from .presence import add_buddy, dialog_info
 
 BOB_PRESENCE = "sensor.bob_presence"
 BOB_SUBSCRIPTION = "sensor.bob_subscription"

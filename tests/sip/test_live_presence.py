@@ -1,5 +1,8 @@
-"""Subscriptions, publication and watcher info against a real Kamailio.
+"""Subscriptions, publication, busy lamps and watcher info against a real Kamailio.
 
+Each runs over UDP, TCP and TLS, with the server sending its NOTIFYs over our own flow
+(``fix_nated_contact()``: the Contact is moved to where the SUBSCRIBE came from) and to the
+Contact as we wrote it (a new connection to our listening socket over TCP and TLS).
 Timers are driven with ``UserAgentRunner.advance_clock``; waits are bounded waits for events.
 """
 
@@ -8,12 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-import socket
+import functools
 
 import pytest
 
 from custom_components.sip_profiles.sip.aio.runner import UserAgentRunner
-from custom_components.sip_profiles.sip.auth import Credentials, DigestClient
+from custom_components.sip_profiles.sip.aio.tls import client_ssl_context
+from custom_components.sip_profiles.sip.auth import Credentials
 from custom_components.sip_profiles.sip.client import FailureReason
 from custom_components.sip_profiles.sip.documents import (
     PresenceState,
@@ -24,8 +28,8 @@ from custom_components.sip_profiles.sip.documents import (
     parse_watcherinfo,
     summarize,
 )
+from custom_components.sip_profiles.sip.documents.dialog_info import LampState, lamp_of
 from custom_components.sip_profiles.sip.documents.pidf import MyPresence
-from custom_components.sip_profiles.sip.message import Request, Response, parse_message
 from custom_components.sip_profiles.sip.publication import PublicationState
 from custom_components.sip_profiles.sip.registration import RegistrationState
 from custom_components.sip_profiles.sip.subscription import (
@@ -40,19 +44,43 @@ from custom_components.sip_profiles.sip.useragent import (
     UserAgentEvent,
     UserAgentSettings,
 )
-from tests.harness.kamailio import TEST_ACCOUNTS, KamailioServer, pidf
+from tests.harness.kamailio import KamailioServer, pidf
+from tests.harness.publisher import raw_publish
 
 WAIT = 10.0
 
 
+@dataclass(frozen=True)
+class Route:
+    """The transport of the clients, and whether NOTIFYs come over their own flow."""
+
+    transport: Transport
+    over_our_flow: bool
+
+
+ROUTES = [
+    pytest.param(Route(transport, over_our_flow), id=f"{transport.value}-{name}")
+    for transport in (Transport.UDP, Transport.TCP, Transport.TLS)
+    for over_our_flow, name in ((True, "notify-on-our-flow"), (False, "notify-to-contact"))
+]
+
+
+@pytest.fixture(params=ROUTES)
+def route(request: pytest.FixtureRequest, kamailio_clean: KamailioServer) -> Route:
+    """One combination of the matrix, with the server set to send NOTIFYs that way."""
+    chosen: Route = request.param
+    kamailio_clean.set_fix_nated_contact(chosen.over_our_flow)
+    return chosen
+
+
 @dataclass
 class Client:
-    """A runner plus everything it reported."""
+    """A runner plus everything it reported, and every message with its peer."""
 
     runner: UserAgentRunner
     events: list[UserAgentEvent] = field(default_factory=list)
-    received: list[bytes] = field(default_factory=list)
-    sent: list[bytes] = field(default_factory=list)
+    received: list[tuple[Target, bytes]] = field(default_factory=list)
+    sent: list[tuple[Target, bytes]] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def notifies(self, key: SubscriptionKey) -> list[NotifyReceived]:
@@ -75,19 +103,44 @@ class Client:
                 self._changed.clear()
                 await self._changed.wait()
 
+    def assert_notifies_came(self, route: Route) -> None:
+        """NOTIFYs came the route's way, and each was answered where it came from."""
+        sources = {address(peer) for peer, data in self.received if data.startswith(b"NOTIFY ")}
+        answered = {
+            address(peer)
+            for peer, data in self.sent
+            if data.startswith(b"SIP/2.0 200 ") and b" NOTIFY\r\n" in data
+        }
+        server = address(self.runner.user_agent.target)
+        assert sources
+        assert answered == sources
+        if route.over_our_flow or route.transport is Transport.UDP:
+            assert sources == {server}
+        else:
+            assert server not in sources
+            assert {transport for transport, _, _ in sources} == {route.transport}
+
+
+def address(peer: Target) -> tuple[Transport, str, int]:
+    """Where a peer is, whatever name its certificate is checked against."""
+    return peer.transport, peer.host, peer.port
+
 
 @pytest.fixture
 async def make_client(kamailio_clean: KamailioServer) -> AsyncIterator[Callable[..., Client]]:
     clients: list[Client] = []
+    ca_file = str(kamailio_clean.ca_file)
 
     def make(user: str, transport: Transport = Transport.UDP) -> Client:
         host, port = kamailio_clean.address(transport.value)
         settings = UserAgentSettings(
             aor=parse_sip_uri(kamailio_clean.aor(user)),
-            credentials=(Credentials(user, TEST_ACCOUNTS[user]),),
+            credentials=(Credentials(user, kamailio_clean.accounts[user]),),
             transport=transport,
         )
-        runner = UserAgentRunner(UserAgent(settings, [Target(transport, host, port)]))
+        target = Target(transport, host, port, server_name="sip.test")
+        tls = client_ssl_context(ca_file=ca_file) if transport is Transport.TLS else None
+        runner = UserAgentRunner(UserAgent(settings, [target]), ssl_context=tls)
         client = Client(runner)
 
         def on_event(event: UserAgentEvent) -> None:
@@ -96,9 +149,9 @@ async def make_client(kamailio_clean: KamailioServer) -> AsyncIterator[Callable[
 
         runner.add_listener(on_event)
         runner.add_tracer(
-            lambda direction, _, data: (
+            lambda direction, peer, data: (
                 client.received if direction == "in" else client.sent
-            ).append(data)
+            ).append((peer, data))
         )
         clients.append(client)
         return client
@@ -120,46 +173,13 @@ async def registered(client: Client) -> Client:
     return client
 
 
-def raw_publish(server: KamailioServer, user: str, body: str) -> None:
-    """PUBLISH ``body`` for ``user`` from a bare UDP socket: a second, hand-written client."""
-    digest = DigestClient([Credentials(user, TEST_ACCOUNTS[user])])
-    uri = server.aor(user)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(WAIT)
-        port = sock.getsockname()[1]
-        # Kamailio's SQLite store is sometimes locked by its other worker: 500, try again.
-        for cseq in range(1, 8):
-            authorization = "".join(
-                f"{name}: {value}\r\n"
-                for name, value in digest.authorization_headers("PUBLISH", uri)
-            )
-            request = (
-                f"PUBLISH {uri} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKraw{cseq}{port};rport\r\n"
-                "Max-Forwards: 70\r\n"
-                f"From: <{uri}>;tag=raw{port}\r\nTo: <{uri}>\r\nCall-ID: raw-{port}\r\n"
-                f"CSeq: {cseq} PUBLISH\r\nEvent: presence\r\nExpires: 600\r\n"
-                f"Content-Type: application/pidf+xml\r\n{authorization}"
-                f"Content-Length: {len(body.encode())}\r\n\r\n{body}"
-            )
-            sock.sendto(request.encode(), server.address("udp"))
-            answer = parse_message(sock.recv(65535))
-            assert isinstance(answer, Response)
-            if answer.status == 200:
-                return
-            assert answer.status in (401, 500)
-            if answer.status == 401:
-                digest.handle_challenge(401, answer.headers.get_all("WWW-Authenticate"))
-    raise AssertionError("PUBLISH was not accepted")
-
-
 async def test_presence_changes_reach_the_watcher_and_unsubscribe_ends_it(
-    make_client: Callable[..., Client], kamailio_clean: KamailioServer
+    route: Route, make_client: Callable[..., Client], kamailio_clean: KamailioServer
 ) -> None:
-    alice = await registered(make_client("alice"))
-    bob = await registered(make_client("bob"))
-    key = alice.runner.subscribe(parse_sip_uri(kamailio_clean.aor("bob")), "presence")
+    watched = kamailio_clean.new_account("bob")
+    alice = await registered(make_client("alice", route.transport))
+    bob = await registered(make_client(watched, route.transport))
+    key = alice.runner.subscribe(parse_sip_uri(kamailio_clean.aor(watched)), "presence")
     await alice.wait_for(lambda: alice.state(key) is SubscriptionState.ACTIVE)
 
     expected = [
@@ -182,7 +202,7 @@ async def test_presence_changes_reach_the_watcher_and_unsubscribe_ends_it(
     for basic, seen in (("closed", PresenceState.OFFLINE), ("open", PresenceState.ONLINE)):
         count = len(alice.notifies(key))
         await asyncio.to_thread(
-            raw_publish, kamailio_clean, "bob", pidf(kamailio_clean.aor("bob"), basic)
+            raw_publish, kamailio_clean, watched, pidf(kamailio_clean.aor(watched), basic)
         )
         await alice.wait_for(lambda count=count: len(alice.notifies(key)) > count)
         await alice.wait_for(lambda seen=seen: alice.presence(key)[-1] is seen)
@@ -193,17 +213,20 @@ async def test_presence_changes_reach_the_watcher_and_unsubscribe_ends_it(
     final = alice.notifies(key)[-1]
     assert len(alice.notifies(key)) == count + 1
     assert final.state is SubscriptionState.UNSUBSCRIBED
-    assert any(b"Subscription-State: terminated" in data for data in alice.received)
+    assert any(b"Subscription-State: terminated" in data for _, data in alice.received)
+    alice.assert_notifies_came(route)
 
 
 async def test_subscription_comes_back_after_a_server_restart(
-    make_client: Callable[..., Client], kamailio_clean: KamailioServer
+    route: Route, make_client: Callable[..., Client], kamailio_clean: KamailioServer
 ) -> None:
-    alice = await registered(make_client("alice"))
-    key = alice.runner.subscribe(parse_sip_uri(kamailio_clean.aor("carol")), "presence")
+    watched = kamailio_clean.new_account("carol")
+    alice = await registered(make_client("alice", route.transport))
+    key = alice.runner.subscribe(parse_sip_uri(kamailio_clean.aor(watched)), "presence")
     await alice.wait_for(lambda: alice.state(key) is SubscriptionState.ACTIVE)
     first = alice.runner.user_agent._clients.subscriptions[key].call_id
     kamailio_clean.restart()  # not in a thread: the server dies with the thread that forked it
+    kamailio_clean.set_fix_nated_contact(route.over_our_flow)
     alice.runner.advance_clock(3240)  # the refresh: the new server knows no such dialog
     await alice.wait_for(
         lambda: (
@@ -215,40 +238,73 @@ async def test_subscription_comes_back_after_a_server_restart(
     assert alice.runner.user_agent._clients.subscriptions[key].call_id != first
     count = len(alice.notifies(key))
     await asyncio.to_thread(
-        raw_publish, kamailio_clean, "carol", pidf(kamailio_clean.aor("carol"), "open")
+        raw_publish, kamailio_clean, watched, pidf(kamailio_clean.aor(watched), "open")
     )
     await alice.wait_for(lambda count=count: len(alice.notifies(key)) > count)
     assert alice.presence(key)[-1] is PresenceState.ONLINE
+    alice.assert_notifies_came(route)
 
 
-async def test_dialog_package_is_offered(
-    make_client: Callable[..., Client], kamailio_clean: KamailioServer
+async def test_busy_lamp_follows_the_published_dialog_state(
+    route: Route, make_client: Callable[..., Client], kamailio_clean: KamailioServer
 ) -> None:
-    alice = await registered(make_client("alice"))
-    key = alice.runner.subscribe(parse_sip_uri(kamailio_clean.aor("bob")), "dialog")
+    watched = kamailio_clean.new_account("bob")
+    alice = await registered(make_client("alice", route.transport))
+    key = alice.runner.subscribe(parse_sip_uri(kamailio_clean.aor(watched)), "dialog")
     await alice.wait_for(lambda: alice.state(key) is SubscriptionState.ACTIVE)
     (first,) = alice.notifies(key)
-    # Nothing publishes dialog state here: the first NOTIFY has no body, or an empty list.
+    # Nothing published dialog state yet: the first NOTIFY has no body, or an empty list.
     if first.body:
         assert parse_dialog_info(first.body).dialogs == ()
 
+    for state, lamp in (("confirmed", LampState.IN_CALL), ("terminated", LampState.IDLE)):
+        count = len(alice.notifies(key))
+        body = dialog_info(kamailio_clean.aor(watched), state)
+        await asyncio.to_thread(
+            functools.partial(
+                raw_publish,
+                kamailio_clean,
+                watched,
+                body,
+                event="dialog",
+                content_type="application/dialog-info+xml",
+            )
+        )
+        await alice.wait_for(lambda count=count: len(alice.notifies(key)) > count)
+        notify = alice.notifies(key)[-1]
+        assert lamp_of(parse_dialog_info(notify.body).dialogs).state is lamp
+    alice.assert_notifies_came(route)
+
+
+def dialog_info(entity: str, state: str) -> str:
+    """A dialog-info document (RFC 4235) with one call of ``entity`` in ``state``."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="1" state="full" '
+        f'entity="{entity}"><dialog id="call-1" direction="initiator">'
+        f"<state>{state}</state></dialog></dialog-info>\n"
+    )
+
 
 async def test_watcher_info_shows_a_new_watcher(
-    make_client: Callable[..., Client], kamailio_clean: KamailioServer
+    route: Route, make_client: Callable[..., Client], kamailio_clean: KamailioServer
 ) -> None:
-    alice = await registered(make_client("alice"))
-    dave = await registered(make_client("dave"))
-    key = alice.runner.subscribe(parse_sip_uri(kamailio_clean.aor("alice")), "presence.winfo")
+    watched = kamailio_clean.new_account("alice")
+    alice = await registered(make_client(watched, route.transport))
+    dave = await registered(make_client(kamailio_clean.new_account("dave")))
+    key = alice.runner.subscribe(parse_sip_uri(kamailio_clean.aor(watched)), "presence.winfo")
     await alice.wait_for(lambda: alice.state(key) is SubscriptionState.ACTIVE)
     tracker = WatcherTracker()
     tracker.apply(parse_watcherinfo(alice.notifies(key)[0].body))
     assert [w for wl in tracker.watcher_lists for w in wl.watchers] == []
-    dave.runner.subscribe(parse_sip_uri(kamailio_clean.aor("alice")), "presence")
+    dave.runner.subscribe(parse_sip_uri(kamailio_clean.aor(watched)), "presence")
     await alice.wait_for(lambda: len(alice.notifies(key)) > 1)
     for event in alice.notifies(key)[1:]:
         tracker.apply(parse_watcherinfo(event.body))
     watchers = [w for wl in tracker.watcher_lists for w in wl.watchers]
-    assert [(w.uri, w.status) for w in watchers] == [("sip:dave@sip.test", WatcherStatus.ACTIVE)]
+    dave_uri = str(dave.runner.user_agent.settings.aor)
+    assert [(w.uri, w.status) for w in watchers] == [(dave_uri, WatcherStatus.ACTIVE)]
+    alice.assert_notifies_came(route)
 
 
 async def test_a_package_the_server_does_not_offer_is_reported(
@@ -261,36 +317,3 @@ async def test_a_package_the_server_does_not_offer_is_reported(
     assert status is not None
     assert status.reason is FailureReason.NOT_OFFERED
     assert status.status_code == 489
-
-
-@pytest.mark.parametrize("transport", [Transport.UDP, Transport.TCP])
-async def test_notifies_to_the_contact_as_sent(
-    transport: Transport, make_client: Callable[..., Client], kamailio_clean: KamailioServer
-) -> None:
-    """Without fix_nated_contact Kamailio sends NOTIFYs to our Contact as we wrote it.
-
-    Over UDP that is our own socket, so they arrive. Over TCP Kamailio opens a new connection
-    to it, where nothing listens; the failed attempt also closes our own connection (seen with
-    Kamailio 5.6). We reconnect, register and subscribe again once; when that breaks the flow
-    too, the subscription waits for backoff instead of flooding the server.
-    """
-    kamailio_clean.set_fix_nated_contact(False)
-    alice = await registered(make_client("alice", transport))
-    key = alice.runner.subscribe(parse_sip_uri(kamailio_clean.aor("bob")), "presence")
-    if transport is Transport.UDP:
-        await alice.wait_for(lambda: alice.state(key) is SubscriptionState.ACTIVE)
-        return
-
-    def waiting_for_backoff() -> bool:
-        status = alice.runner.user_agent.subscription_status(key)
-        assert status is not None
-        return status.reason is FailureReason.DIALOG_LOST and status.retry_at is not None
-
-    await alice.wait_for(waiting_for_backoff)
-    assert alice.notifies(key) == []
-    dialogs = {
-        message.call_id
-        for data in alice.sent
-        if data.startswith(b"SUBSCRIBE ") and isinstance(message := parse_message(data), Request)
-    }
-    assert len(dialogs) == 2  # the first and the one started when the flow came back

@@ -114,7 +114,12 @@ async def make_client(
         await client.runner.stop(unregister_timeout=2)
 
 
-@pytest.mark.parametrize("transport", [Transport.UDP, Transport.TCP, Transport.TLS])
+TRANSPORTS = pytest.mark.parametrize(
+    "transport", [Transport.UDP, Transport.TCP, Transport.TLS], ids=lambda t: t.value
+)
+
+
+@TRANSPORTS
 async def test_register_refresh_and_unregister(
     transport: Transport, make_client: Callable[..., Client], kamailio_clean: KamailioServer
 ) -> None:
@@ -162,12 +167,16 @@ async def test_max_expires_is_granted_less(make_client: Callable[..., Client]) -
     assert client.runner.user_agent.registration.status.expires == 3600
 
 
+@TRANSPORTS
 @pytest.mark.parametrize("enabled", [True, False])
 async def test_unregister_all_removes_another_clients_binding(
-    enabled: bool, make_client: Callable[..., Client], kamailio_clean: KamailioServer
+    transport: Transport,
+    enabled: bool,
+    make_client: Callable[..., Client],
+    kamailio_clean: KamailioServer,
 ) -> None:
-    phone = make_client(Transport.TCP)
-    home = make_client(Transport.UDP)
+    phone = make_client(Transport.UDP if transport is Transport.TCP else Transport.TCP)
+    home = make_client(transport)
     for client in (phone, home):
         await client.runner.start()
         client.runner.register()
@@ -249,10 +258,11 @@ async def test_udp_retransmission_survives_dropped_requests(
     assert len(kamailio_clean.bindings("alice")) == 1
 
 
+@TRANSPORTS
 async def test_registration_comes_back_after_a_server_restart(
-    make_client: Callable[..., Client], kamailio_clean: KamailioServer
+    transport: Transport, make_client: Callable[..., Client], kamailio_clean: KamailioServer
 ) -> None:
-    client = make_client()
+    client = make_client(transport)
     await client.runner.start()
     client.runner.register()
     await client.wait_for_state(RegistrationState.REGISTERED)
@@ -269,10 +279,11 @@ async def test_registration_comes_back_after_a_server_restart(
     assert len(kamailio_clean.bindings("alice")) == 1
 
 
+@TRANSPORTS
 async def test_every_state_change_is_reported_in_order(
-    make_client: Callable[..., Client],
+    transport: Transport, make_client: Callable[..., Client]
 ) -> None:
-    client = make_client()
+    client = make_client(transport)
     await client.runner.start()
     client.runner.register()
     await client.wait_for_state(RegistrationState.REGISTERED)

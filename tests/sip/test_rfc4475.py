@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import csv
-from pathlib import Path
 import random
 
 import pytest
@@ -19,11 +18,12 @@ from custom_components.sip_profiles.sip.errors import RemoteProtocolError
 from custom_components.sip_profiles.sip.headers import STAR, CSeq
 from custom_components.sip_profiles.sip.message import Message, Request, Response, parse_message
 from custom_components.sip_profiles.sip.uri import AbsoluteUri, SipUri
+from tests.harness.shared import shared_path
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "rfc4475"
+CORPUS = shared_path("conformance", "rfc4475")
 if not (CORPUS / "MANIFEST.tsv").is_file():
     pytest.skip(
-        f"RFC 4475 corpus not found at {CORPUS} (shared/ beside the repository)",
+        f"RFC 4475 corpus not found at {CORPUS} (set SIP_PROFILES_SHARED)",
         allow_module_level=True,
     )
 

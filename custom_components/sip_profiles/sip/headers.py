@@ -153,7 +153,8 @@ def canonical_name(name: str) -> str:
     return _CANONICAL_NAMES.get(name.lower(), name)
 
 
-def _key(name: str) -> str:
+def header_key(name: str) -> str:
+    """The lookup key of a header name: lower-cased, compact forms expanded."""
     key = _KEYS_BY_SPELLING.get(name)
     if key is None:
         key = name.lower()
@@ -485,18 +486,18 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The value of the first field called ``name``, or None."""
-        values = self._lookup().get(_key(name))
+        values = self._lookup().get(header_key(name))
         return values[0] if values else None
 
     def get_all(self, name: str) -> list[str]:
         """The value of every field called ``name``, in order (not split at commas)."""
-        return list(self._lookup().get(_key(name), ()))
+        return list(self._lookup().get(header_key(name), ()))
 
     def get_list(self, name: str) -> list[str]:
         """Every element of the fields called ``name``, split at commas outside quotes and <>."""
         return [
             element
-            for value in self._lookup().get(_key(name), ())
+            for value in self._lookup().get(header_key(name), ())
             for element in elements_of(value)
         ]
 
@@ -523,7 +524,7 @@ class Headers:
 
     def remove(self, name: str) -> None:
         """Remove every field called ``name`` (nothing happens when there is none)."""
-        key = _key(name)
+        key = header_key(name)
         self._fields = [field for field in self._fields if field[0] != key]
         self._changed()
 
@@ -558,7 +559,7 @@ class Headers:
 
     def __contains__(self, name: object) -> bool:
         """Whether a field called ``name`` is present."""
-        return isinstance(name, str) and _key(name) in self._lookup()
+        return isinstance(name, str) and header_key(name) in self._lookup()
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         """The ``(name, value)`` fields in order, names in their usual spelling."""
@@ -568,7 +569,7 @@ class Headers:
 
     def lines(self, without: str) -> list[str]:
         """Each field as a ``Name: value`` line, in order, except those called ``without``."""
-        omitted = _key(without)
+        omitted = header_key(without)
         names = _CANONICAL_NAMES
         return [
             f"{names.get(key, name)}: {value}"
@@ -632,7 +633,7 @@ class Headers:
                 name = name.rstrip(WSP)
                 if not is_token(name):
                     raise RemoteProtocolError(f"bad header line {line!r}")
-                key = _key(name)
+                key = header_key(name)
             if not colon:
                 raise RemoteProtocolError(f"bad header line {line!r}")
             value = value.strip(WSP)
@@ -653,7 +654,7 @@ def _checked_field(name: str, value: str) -> tuple[str, str, str]:
     if key is None:
         if not is_token(name):
             raise LocalProtocolError(f"bad header name {name!r}")
-        key = _key(name)
+        key = header_key(name)
     if "\r" in value or "\n" in value:
         raise LocalProtocolError(f"line break in the value of header {name!r}")
     return key, name, value.strip(WSP)

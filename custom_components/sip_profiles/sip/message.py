@@ -24,6 +24,7 @@ from .headers import (
     Via,
     canonical_name,
     elements_of,
+    header_key,
     parse_contacts,
     parse_content_type,
     parse_cseq,
@@ -47,9 +48,6 @@ _REASON_CHARS = "[^\x00-\x08\x0a-\x1f\x7f]*"
 _REASON_RE = re.compile(_REASON_CHARS)
 _STATUS_LINE_RE = re.compile(f"[Ss][Ii][Pp]/2\\.0 ([1-6][0-9][0-9]) ({_REASON_CHARS})")
 _CALL_ID_RE = re.compile("[^\x00-\x20\x7f]+")
-_CONTENT_LENGTH_RE = re.compile(
-    "^(?:content-length|l)[ \t]*:[ \t]*(.*?)[ \t]*$", re.IGNORECASE | re.MULTILINE
-)
 
 
 class _Fields:
@@ -205,60 +203,88 @@ def parse_message(data: bytes) -> Message:
 
 
 class StreamFramer:
-    """Cuts a TCP or TLS byte stream into whole messages (Content-Length is mandatory).
+    """Cuts a TCP or TLS byte stream into whole messages (RFC 3261 §18.3).
 
-    CRLFs between messages are keep-alive pings (CRLF CRLF) and pongs (CRLF) of RFC 5626
-    §3.5.1; they are skipped and counted in :attr:`keepalives`.
+    ``feed`` the octets as they arrive, split anywhere, then take the messages they complete
+    with ``next_message`` until it returns None. A message ends Content-Length octets after
+    the empty line that closes its header fields; Content-Length is read as
+    :func:`parse_message` reads header fields: in any position, in any case, as ``l``, folded,
+    with white space around the colon and the value. CRLFs before a start line are keep-alive
+    pings (CRLF CRLF) and pongs (CRLF) of RFC 5626 §3.5.1, skipped and counted in
+    :attr:`keepalives`.
     """
 
-    __slots__ = ("_buffer", "_max_message_size", "_scanned", "keepalives")
+    __slots__ = ("_broken", "_buffer", "_max_message_size", "_scanned", "keepalives")
 
     def __init__(self, max_message_size: int = MAX_MESSAGE_SIZE) -> None:
         """Frame messages of up to ``max_message_size`` octets."""
         self._max_message_size = max_message_size
         self._buffer = bytearray()
         self._scanned = 0
+        self._broken: RemoteProtocolError | None = None
         self.keepalives = 0
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """Take more of the stream; return the raw messages it completes, in order.
+    def feed(self, data: bytes) -> None:
+        """Take more of the stream."""
+        self._buffer += data
 
-        Raises RemoteProtocolError when the stream cannot be framed; the connection is then
-        of no further use.
+    def next_message(self) -> bytes | None:
+        """The next whole message, or None until more of the stream is fed.
+
+        Raises RemoteProtocolError when the stream cannot be framed (no Content-Length, an
+        unreadable or conflicting one, a message over the size limit), and again on every
+        later call: where the next message would start is unknown from then on.
         """
+        if self._broken is not None:
+            raise self._broken
         buffer = self._buffer
-        buffer += data
-        messages: list[bytes] = []
-        while buffer:
-            if buffer.startswith(b"\r\n"):
-                del buffer[: 4 if buffer.startswith(b"\r\n\r\n") else 2]
-                self.keepalives += 1
-                continue
-            if buffer == b"\r":
-                break
-            # A new search starts 3 octets back: the end of the last chunk may begin CRLFCRLF.
-            end = buffer.find(b"\r\n\r\n", max(self._scanned - 3, 0))
-            if end < 0:
-                if len(buffer) > self._max_message_size:
-                    raise RemoteProtocolError("header fields larger than the message limit")
-                self._scanned = len(buffer)
-                break
-            head = bytes(buffer[:end]).decode("latin-1")
-            if "\r\n " in head or "\r\n\t" in head:
-                head = _unfold(head)
-            content_length = _content_length(_CONTENT_LENGTH_RE.findall(head))
-            if content_length is None:
-                raise RemoteProtocolError("no Content-Length on a stream")
-            size = end + 4 + content_length
-            if size > self._max_message_size:
-                raise RemoteProtocolError(f"message of {size} octets is too large")
-            if len(buffer) < size:
-                self._scanned = end
-                break
-            messages.append(bytes(buffer[:size]))
-            del buffer[:size]
-            self._scanned = 0
-        return messages
+        while buffer.startswith(b"\r\n"):
+            del buffer[: 4 if buffer.startswith(b"\r\n\r\n") else 2]
+            self.keepalives += 1
+        if not buffer or buffer == b"\r":
+            return None
+        try:
+            size = self._next_size()
+        except RemoteProtocolError as err:
+            self._broken = err
+            raise
+        if size is None or len(buffer) < size:
+            return None
+        message = bytes(buffer[:size])
+        del buffer[:size]
+        self._scanned = 0
+        return message
+
+    def _next_size(self) -> int | None:
+        """The size of the message the buffer starts with, or None while its head is partial."""
+        buffer = self._buffer
+        # A new search starts 3 octets back: the end of the last chunk may begin CRLFCRLF.
+        end = buffer.find(b"\r\n\r\n", max(self._scanned - 3, 0))
+        if end < 0:
+            if len(buffer) > self._max_message_size:
+                raise RemoteProtocolError("header fields larger than the message limit")
+            self._scanned = len(buffer)
+            return None
+        self._scanned = end
+        content_length = _framing_length(bytes(buffer[:end]).decode("latin-1"))
+        if content_length is None:
+            raise RemoteProtocolError("no Content-Length on a stream")
+        size = end + 4 + content_length
+        if size > self._max_message_size:
+            raise RemoteProtocolError(f"message of {size} octets is too large")
+        return size
+
+
+def _framing_length(head: str) -> int | None:
+    """The Content-Length of a message head (start line and header lines), or None."""
+    if "\r\n " in head or "\r\n\t" in head:
+        head = _unfold(head)
+    values = []
+    for line in head.split("\r\n")[1:]:
+        name, colon, value = line.partition(":")
+        if colon and header_key(name.rstrip(WSP)) == "content-length":
+            values.append(value.strip(WSP))
+    return _content_length(values)
 
 
 def _unfold(head: str) -> str:

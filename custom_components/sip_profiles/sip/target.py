@@ -84,6 +84,8 @@ class Flow:
         self.targets = TargetList(targets)
         self.local: tuple[str, int] | None = None
         """The local end of the flow, or None while there is none."""
+        self.listening: tuple[str, int] | None = None
+        """Where connections of the flow's transport are accepted, if anywhere."""
         self.keepalive_at: float | None = None
         self.failover_pending = False
         """A flow to the next target was asked for after the last one failed."""
@@ -95,9 +97,12 @@ class Flow:
         """Where requests go now."""
         return self.targets.current
 
-    def up(self, local: tuple[str, int], now: float) -> bool:
+    def up(
+        self, local: tuple[str, int], now: float, *, listening: tuple[str, int] | None = None
+    ) -> bool:
         """The flow exists; returns whether it replaces one that was lost."""
         self.local = local
+        self.listening = listening
         if self._keepalive_interval:
             self.keepalive_at = now + self._keepalive_interval
         was_lost, self._was_lost = self._was_lost, False
@@ -130,8 +135,8 @@ class Flow:
         return True
 
     def contact(self, user: str | None, address: tuple[str, int] | None = None) -> SipUri:
-        """Our Contact at ``address`` (the flow's local end by default)."""
-        host, port = address or self.local or ("", 0)
+        """Our Contact at ``address`` (where we listen, else the flow's local end, by default)."""
+        host, port = address or self.listening or self.local or ("", 0)
         transport = self.target.transport
         params = () if transport is Transport.UDP else (("transport", transport.value),)
         return SipUri("sip", host, user=user, port=port, params=params)

@@ -192,15 +192,29 @@ class UserAgent:
         """The local end of the flow to ``target``, or None while there is none."""
         return self._flow.local
 
-    def connection_up(self, local: tuple[str, int], now: float) -> None:
-        """A flow to ``target`` exists; ``local`` is its local address."""
+    def connection_up(
+        self, local: tuple[str, int], now: float, *, listening: tuple[str, int] | None = None
+    ) -> None:
+        """A flow to ``target`` exists; ``local`` is its local address.
+
+        ``listening`` is where connections of the flow's transport are accepted; the Contact
+        then names it instead of ``local``, so that a server that opens a new connection for
+        a request (RFC 3261 §8.1.1.8) reaches us. A server that reuses the flow still can.
+        """
         flow = self._flow
-        was_lost = flow.up(local, now)
-        failed = self.registration.state is RegistrationState.FAILED
-        if self.registration.enabled and (flow.failover_pending or failed):
+        was_lost = flow.up(local, now, listening=listening)
+        registration = self.registration
+        failed = registration.state is RegistrationState.FAILED
+        # A binding whose Contact did not move (it names our listening socket) is renewed
+        # over the new flow all the same: the registrar may have lost it with the old one.
+        renewed = was_lost and registration.state is RegistrationState.REGISTERED
+        if registration.enabled and (flow.failover_pending or failed or renewed):
             flow.failover_pending = False
-            self.registration.register()
+            registration.register()
         if was_lost:
+            # The dialogs start over now, once for this outage: the registration that failed
+            # with the flow and comes back over the new one must not restart them again.
+            self._registration_was_lost = False
             self._clients.restart(now)
         # Last: what the clients held for a flow goes out now, once.
         self._clients.set_contact(flow.contact(self.settings.aor.user))

@@ -208,13 +208,16 @@ async def test_a_lost_tcp_flow_is_reopened_with_backoff_once_the_server_is_back(
     assert len(kamailio_clean.bindings("alice")) >= 1
 
 
-async def test_the_binding_moves_to_the_reopened_flow(
+async def test_the_binding_is_renewed_over_the_reopened_flow(
     kamailio_clean: KamailioServer, runners: list[UserAgentRunner]
 ) -> None:
     recorder = await reconnected(kamailio_clean, runners)
-    host, port = recorder.runner.user_agent.local_address or ("", 0)
-    contact = f"sip:alice@{host}:{port};transport=tcp"
-    assert recorder.runner.user_agent.registration.status.contact == contact
+    # The Contact names our listening socket, which outlived the flow; the restarted
+    # registrar learnt it again from a REGISTER over the new flow.
+    contact = recorder.runner.user_agent.registration.status.contact
+    _, port = recorder.runner.user_agent.local_address or ("", 0)
+    assert contact is not None
+    assert f":{port};" not in contact
     assert [b.contact for b in kamailio_clean.bindings("alice")] == [contact]
 
 

@@ -11,11 +11,15 @@ from typing import Any
 
 import pytest
 
-from custom_components.sip_profiles.sip.aio.tls import client_ssl_context
+from custom_components.sip_profiles.sip.aio.tls import (
+    client_ssl_context,
+    self_signed_server_context,
+)
 from custom_components.sip_profiles.sip.aio.transport import TransportLayer
 from custom_components.sip_profiles.sip.errors import LocalProtocolError, RemoteProtocolError
 from custom_components.sip_profiles.sip.target import Target, Transport
 from tests.harness.certs import TlsFiles
+from tests.sip.test_stream_framing import KAMAILIO_NOTIFY_EMPTY, KAMAILIO_NOTIFY_PIDF
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -138,6 +142,18 @@ def server_tls(tls_files: TlsFiles) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(tls_files.cert_file, tls_files.key_file)
     return context
+
+
+async def tcp_flow(
+    make_layer: MakeLayer, start_peer: StartPeer
+) -> tuple[TransportLayer, Recorder, Target, asyncio.StreamWriter]:
+    """A layer connected over TCP to a new peer, and the peer's writer of that connection."""
+    peer = await start_peer()
+    layer, recorder = make_layer()
+    target = Target(Transport.TCP, "127.0.0.1", peer.port)
+    await layer.connect(target)
+    _, writer = await peer.connection()
+    return layer, recorder, target, writer
 
 
 async def _client_tls(**options: Any) -> ssl.SSLContext:
@@ -263,11 +279,7 @@ async def test_tcp_round_trip_over_one_connection(
 async def test_tcp_two_messages_in_one_segment(
     make_layer: MakeLayer, start_peer: StartPeer
 ) -> None:
-    peer = await start_peer()
-    layer, recorder = make_layer()
-    target = Target(Transport.TCP, "127.0.0.1", peer.port)
-    await layer.connect(target)
-    _, writer = await peer.connection()
+    _, recorder, target, writer = await tcp_flow(make_layer, start_peer)
 
     writer.write(NOTIFY + OPTIONS)
 
@@ -278,11 +290,7 @@ async def test_tcp_two_messages_in_one_segment(
 async def test_tcp_one_message_in_three_segments(
     make_layer: MakeLayer, start_peer: StartPeer
 ) -> None:
-    peer = await start_peer()
-    layer, recorder = make_layer()
-    target = Target(Transport.TCP, "127.0.0.1", peer.port)
-    await layer.connect(target)
-    _, writer = await peer.connection()
+    layer, recorder, target, writer = await tcp_flow(make_layer, start_peer)
 
     for part in (NOTIFY[:10], NOTIFY[10:-3], NOTIFY[-3:]):
         writer.write(part)
@@ -310,16 +318,26 @@ async def test_tcp_connection_is_reused(make_layer: MakeLayer, start_peer: Start
 
 
 async def test_tcp_keepalive_pong_is_counted(make_layer: MakeLayer, start_peer: StartPeer) -> None:
-    peer = await start_peer()
-    layer, recorder = make_layer()
-    target = Target(Transport.TCP, "127.0.0.1", peer.port)
-    await layer.connect(target)
-    _, writer = await peer.connection()
+    layer, recorder, target, writer = await tcp_flow(make_layer, start_peer)
 
     writer.write(b"\r\n" + OPTIONS)
 
     assert await recorder.message() == (OPTIONS, target)
     assert layer.stats.keepalives_seen == 1
+
+
+async def test_tcp_notify_as_kamailio_writes_it_keeps_the_connection(
+    make_layer: MakeLayer, start_peer: StartPeer
+) -> None:
+    layer, recorder, target, writer = await tcp_flow(make_layer, start_peer)
+
+    writer.write(KAMAILIO_NOTIFY_PIDF + KAMAILIO_NOTIFY_EMPTY[:100])
+    writer.write(KAMAILIO_NOTIFY_EMPTY[100:])
+
+    assert await recorder.message() == (KAMAILIO_NOTIFY_PIDF, target)
+    assert await recorder.message() == (KAMAILIO_NOTIFY_EMPTY, target)
+    assert recorder.losses.empty()
+    assert layer.stats.malformed_dropped == 0
 
 
 async def test_tcp_server_close_reports_flow_lost(
@@ -353,8 +371,9 @@ async def test_tcp_unframeable_stream_closes_the_connection(
     await layer.connect(target)
     reader, writer = await peer.connection()
 
-    writer.write(b"OPTIONS sip:x SIP/2.0\r\n\r\n")
+    writer.write(OPTIONS + b"OPTIONS sip:x SIP/2.0\r\n\r\n" + OPTIONS)
 
+    assert await recorder.message() == (OPTIONS, target)
     lost, exc = await recorder.loss()
     assert lost == target
     assert isinstance(exc, RemoteProtocolError)
@@ -516,3 +535,82 @@ async def test_close_ends_a_pending_connect(make_layer: MakeLayer, start_peer: S
     with pytest.raises(LocalProtocolError):
         await asyncio.wait_for(connecting, BOUND)
     assert recorder.losses.empty()
+
+
+# Listening for connections a server opens to us
+
+
+async def _open_to(
+    port: int, ssl_context: ssl.SSLContext | None = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    connection = asyncio.open_connection("127.0.0.1", port, ssl=ssl_context)
+    return await asyncio.wait_for(connection, BOUND)
+
+
+async def test_tcp_listener_delivers_requests_and_answers_go_back_on_the_connection(
+    make_layer: MakeLayer,
+) -> None:
+    layer, recorder = make_layer()
+    host, port = await layer.listen(Transport.TCP, "127.0.0.1")
+    reader, writer = await _open_to(port)
+    local_port = writer.get_extra_info("sockname")[1]
+
+    writer.write(KAMAILIO_NOTIFY_PIDF[:50])
+    writer.write(KAMAILIO_NOTIFY_PIDF[50:])
+    data, source = await recorder.message()
+    layer.send(source, OPTIONS)
+    answer = await asyncio.wait_for(reader.readexactly(len(OPTIONS)), BOUND)
+    writer.close()
+
+    assert host == "127.0.0.1"
+    assert await layer.listen(Transport.TCP, "127.0.0.1") == (host, port)
+    assert data == KAMAILIO_NOTIFY_PIDF
+    assert source == Target(Transport.TCP, "127.0.0.1", local_port)
+    assert answer == OPTIONS
+    # A connection the server opened is the server's to reopen: its end is not a lost flow.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(recorder.losses.get(), 0.2)
+    layer.send(source, OPTIONS)
+    lost, exc = await recorder.loss()
+    assert lost == source
+    assert isinstance(exc, ConnectionError)
+
+
+async def test_tls_listener_serves_a_self_signed_certificate(make_layer: MakeLayer) -> None:
+    server_context = await asyncio.to_thread(self_signed_server_context)
+    layer, recorder = make_layer()
+    _, port = await layer.listen(Transport.TLS, "127.0.0.1", server_context)
+    # What a SIP server does when it opens a connection to a user agent: no verification.
+    _, writer = await _open_to(port, await _client_tls(verify=False))
+
+    writer.write(KAMAILIO_NOTIFY_EMPTY)
+
+    data, source = await recorder.message()
+    assert (data, source.transport) == (KAMAILIO_NOTIFY_EMPTY, Transport.TLS)
+    assert await asyncio.to_thread(self_signed_server_context) is server_context
+    certificate = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    assert certificate
+
+
+async def test_listening_needs_a_stream_transport_and_tls_a_context(
+    make_layer: MakeLayer,
+) -> None:
+    layer, _ = make_layer()
+    for transport in (Transport.UDP, Transport.TLS):
+        with pytest.raises(LocalProtocolError):
+            await layer.listen(transport, "127.0.0.1")
+
+
+async def test_close_ends_the_listener_and_its_connections(make_layer: MakeLayer) -> None:
+    layer, _ = make_layer()
+    _, port = await layer.listen(Transport.TCP, "127.0.0.1")
+    reader, _ = await _open_to(port)
+
+    await layer.close()
+
+    with contextlib.suppress(ConnectionResetError):
+        assert await asyncio.wait_for(reader.read(), BOUND) == b""
+    with pytest.raises(OSError, match="Connect call failed"):
+        await _open_to(port)
+    with pytest.raises(LocalProtocolError):
+        await layer.listen(Transport.TCP, "127.0.0.1")

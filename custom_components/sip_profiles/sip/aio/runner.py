@@ -20,10 +20,11 @@ from ..documents.pidf import MyPresence
 from ..publication import PublicationState
 from ..registration import RegistrationState
 from ..subscription import DEFAULT_EXPIRES, SubscriptionKey, SubscriptionState
-from ..target import Target
+from ..target import Target, Transport
 from ..uri import SipUri
 from ..useragent import ConnectionNeeded, UserAgent, UserAgentEvent, UserAgentSettings
 from .resolver import locate
+from .tls import self_signed_server_context
 from .transport import TransportLayer
 
 _LOGGER = logging.getLogger(__name__)
@@ -49,15 +50,19 @@ class UserAgentRunner:
         user_agent: UserAgent,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        server_ssl_context: ssl.SSLContext | None = None,
         connect_timeout: float = 5.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
         """Wrap ``user_agent``; ``start()`` opens the first flow.
 
+        ``ssl_context`` is for our TLS connections; ``server_ssl_context`` for the ones a
+        server opens to our Contact (a self-signed certificate when None).
         ``clock`` is a monotonic clock in seconds, the loop's own by default; a host that
         moves time in its tests (Home Assistant's freezer) passes the one it moves.
         """
         self.user_agent = user_agent
+        self._server_ssl_context = server_ssl_context
         self._loop = asyncio.get_running_loop()
         self._clock = clock or self._loop.time
         self._transports = TransportLayer(
@@ -217,9 +222,34 @@ class UserAgentRunner:
 
     async def _connect(self, target: Target) -> None:
         local = await self._transports.connect(target)
+        listening = await self._listen(target.transport, local[0])
         self._reconnect_backoff.reset()
-        self.user_agent.connection_up(local, self.now())
+        self.user_agent.connection_up(local, self.now(), listening=listening)
         self._pump()
+
+    async def _listen(self, transport: Transport, host: str) -> tuple[str, int] | None:
+        """Where a server can open a TCP/TLS connection to us, for the Contact.
+
+        None for UDP, whose one socket receives everything, and when no socket can be
+        opened: then requests reach us only over our own connection.
+        """
+        if not transport.reliable:
+            return None
+        try:
+            context = None
+            if transport is Transport.TLS:
+                context = self._server_ssl_context or await asyncio.to_thread(
+                    self_signed_server_context
+                )
+            return await self._transports.listen(transport, host, context)
+        except (OSError, ssl.SSLError) as err:
+            _LOGGER.warning(
+                "Cannot accept %s connections on %s (%s); the server reaches us over ours only",
+                transport.value,
+                host,
+                err,
+            )
+            return None
 
     async def _reconnect(self, target: Target) -> None:
         """Open a new flow, retrying with backoff until it works or the runner stops."""
@@ -301,6 +331,7 @@ async def start_user_agent(
     *,
     resolver: aiodns.DNSResolver | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    server_ssl_context: ssl.SSLContext | None = None,
     connect_timeout: float = 5.0,
     clock: Callable[[], float] | None = None,
 ) -> UserAgentRunner:
@@ -316,6 +347,7 @@ async def start_user_agent(
         runner = UserAgentRunner(
             UserAgent(settings, targets[index:]),
             ssl_context=ssl_context,
+            server_ssl_context=server_ssl_context,
             connect_timeout=connect_timeout,
             clock=clock,
         )

@@ -60,6 +60,11 @@ class TransportLayer:
     target that was connected). ``on_flow_lost(target, exc)`` reports a TCP/TLS connection
     that ended (``exc`` is None for an orderly close by the peer); reconnecting is up to the
     caller. Flows closed by ``close()`` are not reported.
+
+    ``listen`` opens a TCP or TLS listening socket for the connections a server opens to us;
+    what arrives on one is delivered like the rest, with the connection's peer as its target,
+    and ``send`` to that target answers over it. Their loss is not reported: the server opens
+    a new one when it needs to.
     """
 
     def __init__(
@@ -80,6 +85,8 @@ class TransportLayer:
         self._datagrams: dict[tuple[socket.AddressFamily, bool], _DatagramFlow] = {}
         self._streams: dict[Target, _StreamFlow] = {}
         self._connecting: dict[Target, asyncio.Task[_StreamFlow]] = {}
+        self._listeners: dict[tuple[Transport, str], asyncio.Server] = {}
+        self._accepted: dict[Target, _StreamFlow] = {}
         self._closed = False
 
     @property
@@ -133,6 +140,49 @@ class TransportLayer:
                 raise
         return stream.local_address
 
+    async def listen(
+        self, transport: Transport, host: str, ssl_context: ssl.SSLContext | None = None
+    ) -> tuple[str, int]:
+        """Ensure a socket on ``host`` that accepts ``transport`` connections; return its address.
+
+        One per transport and host, on a port the system picks. TLS needs the server-side
+        ``ssl_context``. Raises OSError when the socket cannot be opened, and LocalProtocolError
+        when the layer is closed or the transport is not TCP or TLS (or TLS has no context).
+        """
+        if self._closed:
+            raise LocalProtocolError("the transport layer is closed")
+        if not transport.reliable or (transport is Transport.TLS and ssl_context is None):
+            raise LocalProtocolError(f"cannot listen for {transport.value} without a context")
+        key = (transport, str(_ip_address(host)))
+        server = self._listeners.get(key)
+        if server is None:
+            server = await self._open_listener(transport, host, ssl_context)
+            # A concurrent listen may have opened one meanwhile; keep one.
+            kept = self._listeners.setdefault(key, server)
+            if kept is not server:
+                server.close()
+            server = kept
+        bound_host, port = server.sockets[0].getsockname()[:2]
+        return bound_host, port
+
+    async def _open_listener(
+        self, transport: Transport, host: str, ssl_context: ssl.SSLContext | None
+    ) -> asyncio.Server:
+        server = await asyncio.get_running_loop().create_server(
+            lambda: _AcceptedFlow(
+                transport, self._counters, self._deliver, self._stream_ended, self._accept
+            ),
+            host,
+            0,
+            ssl=ssl_context,
+            ssl_handshake_timeout=self._connect_timeout if ssl_context else None,
+            ssl_shutdown_timeout=self._connect_timeout if ssl_context else None,
+        )
+        if self._closed:
+            server.close()
+            raise LocalProtocolError("the transport layer is closed")
+        return server
+
     def send(self, target: Target, data: bytes) -> None:
         """Send ``data`` over the flow to ``target``.
 
@@ -145,7 +195,7 @@ class TransportLayer:
         if target.transport is Transport.UDP:
             self._datagram_for(target).send(target, data)
         else:
-            stream = self._streams.get(target)
+            stream = self._streams.get(target) or self._accepted.get(target)
             if stream is None:
                 lost = ConnectionError(f"no connection to {target}")
                 asyncio.get_running_loop().call_soon(self._on_flow_lost, target, lost)
@@ -161,15 +211,24 @@ class TransportLayer:
         self._closed = True
         for task in self._connecting.values():
             task.cancel()
+        listeners = list(self._listeners.values())
+        self._listeners.clear()
+        for server in listeners:
+            server.close()
         datagrams = list(self._datagrams.values())
-        streams = list(self._streams.values())
+        streams = [*self._streams.values(), *self._accepted.values()]
         self._datagrams.clear()
         self._streams.clear()
+        self._accepted.clear()
         flows: list[_DatagramFlow | _StreamFlow] = [*datagrams, *streams]
         for flow in flows:
             flow.close()
+        for server in listeners:
+            # Also the connections still in their TLS handshake, which no flow holds yet.
+            server.close_clients()
         closing: list[Awaitable[object]] = [*self._connecting.values()]
         closing += (flow.closed for flow in flows)
+        closing += (server.wait_closed() for server in listeners)
         try:
             async with asyncio.timeout(self._connect_timeout):
                 await asyncio.gather(*closing, return_exceptions=True)
@@ -177,6 +236,8 @@ class TransportLayer:
             # A peer that never answers the TLS close_notify must not hold us up.
             for stream in streams:
                 stream.abort()
+            for server in listeners:
+                server.abort_clients()
             await asyncio.gather(*closing, return_exceptions=True)
 
     async def _datagram_flow(
@@ -244,12 +305,23 @@ class TransportLayer:
         self._counters.messages_in += 1
         self._on_message(data, source)
 
+    def _accept(self, stream: _StreamFlow) -> None:
+        if self._closed:
+            stream.abort()
+            return
+        previous = self._accepted.get(stream.target)
+        self._accepted[stream.target] = stream
+        if previous is not None:
+            previous.close()
+
     def _stream_ended(self, stream: _StreamFlow, exc: Exception | None) -> None:
         # Only the connection currently registered for the target is reported: one closed
-        # by close() (or never registered) ends silently.
+        # by close() (or never registered) ends silently, and so does one a peer opened.
         if self._streams.get(stream.target) is stream:
             del self._streams[stream.target]
             self._on_flow_lost(stream.target, exc)
+        elif self._accepted.get(stream.target) is stream:
+            del self._accepted[stream.target]
 
 
 def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -361,20 +433,23 @@ class _StreamFlow(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         counters = self._counters
         counters.bytes_in += len(data)
-        keepalives = self._framer.keepalives
+        framer = self._framer
+        keepalives = framer.keepalives
+        framer.feed(data)
         try:
-            messages = self._framer.feed(data)
+            while (message := framer.next_message()) is not None:
+                self._deliver(message, self.target)
         except RemoteProtocolError as exc:
+            # Where the next message starts is unknown: guessing would read body octets as a
+            # start line, so the connection goes and whoever opened it opens a new one. The
+            # messages before the break were delivered.
             counters.malformed_dropped += 1
             _LOGGER.debug("closing %s: %s", self.target, exc)
             assert self._transport is not None
             self._transport.abort()
             self._ended(self, exc)
-            return
         finally:
-            counters.keepalives_seen += self._framer.keepalives - keepalives
-        for message in messages:
-            self._deliver(message, self.target)
+            counters.keepalives_seen += framer.keepalives - keepalives
 
     def eof_received(self) -> bool:
         # Returning False closes our side too: SIP has no use for half-open connections.
@@ -396,3 +471,25 @@ class _StreamFlow(asyncio.Protocol):
     def abort(self) -> None:
         assert self._transport is not None
         self._transport.abort()
+
+
+class _AcceptedFlow(_StreamFlow):
+    """A TCP or TLS connection a peer opened to one of our listening sockets."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        counters: _Counters,
+        deliver: Callable[[bytes, Target], None],
+        ended: Callable[[_StreamFlow, Exception | None], None],
+        accept: Callable[[_StreamFlow], None],
+    ) -> None:
+        # The peer is known once connected; until then the target names no one.
+        super().__init__(Target(transport, "", 0), counters, deliver, ended)
+        self._accept = accept
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        host, port = transport.get_extra_info("peername")[:2]
+        self.target = Target(self.target.transport, str(host), int(port))
+        self._accept(self)
