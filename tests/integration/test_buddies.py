@@ -173,7 +173,7 @@ async def test_buddies_unavailable_while_the_server_restarts_then_back(
     remove()
     assert state(hass, BOB_PRESENCE) == "online"
     downs = [r for r in caplog.records if "subscription to presence of" in r.getMessage()]
-    assert [r.levelname for r in downs] == ["WARNING", "INFO"]  # down once, back once
+    assert [r.levelname for r in downs] == ["INFO", "INFO"]  # down once, back once
     assert "dialog_lost" in downs[0].getMessage()
     assert coordinator.subscriptions.watched(key_of(kamailio_clean, "bob")).up
 
