@@ -217,6 +217,12 @@ class NotifyBodies:
         waiting = self._waiting
         try:
             while waiting:
+                # A burst comes in over several turns of the loop (a datagram per socket per
+                # turn): gather it while each turn brings more, up to a full batch.
+                while (count := len(waiting)) < MAX_PARSE_BATCH:
+                    await asyncio.sleep(0)
+                    if len(waiting) == count:
+                        break
                 batch = [waiting.popleft() for _ in range(min(len(waiting), MAX_PARSE_BATCH))]
                 self.parse_jobs += 1
                 parsed = await self._hass.async_add_executor_job(

@@ -121,7 +121,7 @@ def raw_publish(
     entity-tag of the publication.
     """
     if_match = f"SIP-If-Match: {etag}\r\n" if etag else ""
-    digest = DigestClient([Credentials(user, TEST_ACCOUNTS[user])])
+    digest = DigestClient([Credentials(user, server.accounts[user])])
     uri = server.aor(user)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
