@@ -21,6 +21,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.sip_profiles.buddies import parse_notify
 from custom_components.sip_profiles.const import DOMAIN
 from custom_components.sip_profiles.coordinator import SipProfileCoordinator
 from custom_components.sip_profiles.sip.documents.pidf import MyPresence
@@ -348,3 +349,31 @@ async def test_diagnostics_show_every_subscription(
             "notifies": 1,
         }
     ]
+
+
+async def test_busy_lamp_goes_idle_when_the_notifier_knows_no_dialog(
+    hass: HomeAssistant,
+    make_entry: Callable[..., MockConfigEntry],
+    kamailio_clean: KamailioServer,
+) -> None:
+    entry = make_entry()
+    coordinator = await setup_entry(hass, entry)
+    await add_buddy(hass, entry, "carol@sip.test", "Carol", watch="dialog")
+    await wait_for(hass, lambda: state(hass, CAROL_LAMP) == "idle")
+    key = key_of(kamailio_clean, "carol", "dialog")
+    carol = kamailio_clean.aor("carol")
+    subscriptions = coordinator.subscriptions
+
+    def notified(body: str) -> None:
+        """A NOTIFY of the live subscription carries ``body``."""
+        subscriptions.apply(key, parse_notify("dialog", body.encode(), None))
+
+    notified(dialog_info(carol, 10, "confirmed", remote="sip:dave@sip.test"))
+    assert state(hass, CAROL_LAMP) == "in_call"
+    # An empty body (RFC 4235 §4.2: the notifier knows no dialog state) in the same dialog.
+    notified("")
+    assert state(hass, CAROL_LAMP) == "idle"
+    assert hass.states.get(CAROL_LAMP).attributes["direction"] is None
+    # The documents that follow are numbered afresh or go on; either is taken.
+    notified(dialog_info(carol, 3, "early", remote="sip:dave@sip.test"))
+    assert state(hass, CAROL_LAMP) == "ringing"
