@@ -239,9 +239,6 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
     async def async_shutdown(self) -> None:
         """Withdraw everything of ours from the server (bounded in time) and close the flows."""
         await super().async_shutdown()
-        # Every profile stops at once, each started from the stop event's dispatch: yield
-        # first, so that each one's requests go out in a turn of the loop of its own.
-        await asyncio.sleep(0)
         await self._async_stop_runner(unregister=True)
 
     async def _async_stop_runner(self, *, unregister: bool) -> None:
