@@ -301,7 +301,9 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
     async def async_unregister_all(self) -> int:
         """Remove every binding of the address of record; returns how many there were.
 
-        The profile stays enabled but unregistered until it is refreshed or re-enabled.
+        It is sent while the profile is disabled too (a one-off REGISTER that binds nothing of
+        ours): disable, then remove every binding, and nothing of the account stays registered.
+        An enabled profile registers again (enabled means registered).
         """
         event = await self._async_operation(
             lambda runner: runner.unregister_all(), (AllBindingsRemoved, OperationFailed)
