@@ -120,16 +120,20 @@ class TracedMessage:
 
     time: datetime
     direction: str
-    peer: Target
+    remote: Target
     data: bytes
+
+    # Written out when read (diagnostics), not when traced: a received message is traced
+    # before it is answered, so tracing must cost next to nothing.
+
+    @property
+    def peer(self) -> str:
+        """Where the message came from or went to."""
+        return str(self.remote)
 
     @property
     def text(self) -> str:
-        """The message with its credentials masked.
-
-        Masked when read (diagnostics), not when traced: a received message is traced before
-        it is answered, so tracing must cost next to nothing.
-        """
+        """The message with its credentials masked."""
         return masked_text(self.data)
 
 
