@@ -230,16 +230,6 @@ async def test_stop_withdraws_every_profile_at_once_and_writes_no_state(
     await wait_for(hass, lambda: all(active(c) for c in coordinators), within=60)
     assert all(c.data.status.state is RegistrationState.REGISTERED for c in coordinators)
     runners = [c.runner for c in coordinators]
-    import cProfile, pstats
-    done_at = []
-    for r in runners:
-        orig = r.stop
-        async def timed(*a, orig=orig, r=r, **k):
-            t0 = time.monotonic()
-            await orig(*a, **k)
-            done_at.append(("start", t0))
-            done_at.append((time.monotonic(), r._wound_down()))
-        r.stop = timed
 
     caplog.clear()
     caplog.set_level(logging.WARNING)
@@ -248,8 +238,6 @@ async def test_stop_withdraws_every_profile_at_once_and_writes_no_state(
         hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
         await hass.async_block_till_done()
         took = time.monotonic() - started
-    print("DONE", sorted(round(t - started, 2) for t, w in done_at if w != "start" and not isinstance(t, str))[::10])
-    print("STARTS", sorted(round(w - started, 2) for t, w in done_at if t == "start")[::10])
     # (asyncio's own warnings are left out: the tests run its debug mode, slow by design)
     assert not [
         record.getMessage()
