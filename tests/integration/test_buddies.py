@@ -179,16 +179,22 @@ async def test_buddies_unavailable_while_the_server_restarts_then_back(
     assert coordinator.subscriptions.watched(key_of(kamailio_clean, "bob")).up
 
 
+async def watching_carols_lamp(
+    hass: HomeAssistant, entry: MockConfigEntry, kamailio: KamailioServer
+) -> tuple[SipProfileCoordinator, SubscriptionKey]:
+    """Set up the profile ``entry`` watching Carol's busy lamp, idle so far."""
+    coordinator = await setup_entry(hass, entry)
+    await add_buddy(hass, entry, "carol@sip.test", "Carol", watch="dialog")
+    await wait_for(hass, lambda: state(hass, CAROL_LAMP) == "idle")
+    return coordinator, key_of(kamailio, "carol", "dialog")
+
+
 async def test_busy_lamp_follows_published_dialog_state(
     hass: HomeAssistant,
     make_entry: Callable[..., MockConfigEntry],
     kamailio_clean: KamailioServer,
 ) -> None:
-    entry = make_entry()
-    coordinator = await setup_entry(hass, entry)
-    await add_buddy(hass, entry, "carol@sip.test", "Carol", watch="dialog")
-    await wait_for(hass, lambda: state(hass, CAROL_LAMP) == "idle")
-    key = key_of(kamailio_clean, "carol", "dialog")
+    coordinator, key = await watching_carols_lamp(hass, make_entry(), kamailio_clean)
     carol = kamailio_clean.aor("carol")
 
     etag: str | None = None
@@ -356,11 +362,7 @@ async def test_busy_lamp_goes_idle_when_the_notifier_knows_no_dialog(
     make_entry: Callable[..., MockConfigEntry],
     kamailio_clean: KamailioServer,
 ) -> None:
-    entry = make_entry()
-    coordinator = await setup_entry(hass, entry)
-    await add_buddy(hass, entry, "carol@sip.test", "Carol", watch="dialog")
-    await wait_for(hass, lambda: state(hass, CAROL_LAMP) == "idle")
-    key = key_of(kamailio_clean, "carol", "dialog")
+    coordinator, key = await watching_carols_lamp(hass, make_entry(), kamailio_clean)
     carol = kamailio_clean.aor("carol")
     subscriptions = coordinator.subscriptions
 

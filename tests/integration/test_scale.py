@@ -17,16 +17,15 @@ from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.const import CONF_PASSWORD, EVENT_HOMEASSISTANT_STOP, EVENT_STATE_CHANGED
 from homeassistant.core import Event, HomeAssistant
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.sip_profiles import buddies
-from custom_components.sip_profiles.const import CONF_AOR, CONF_REGISTRAR, DOMAIN
+from custom_components.sip_profiles.const import CONF_AOR
 from custom_components.sip_profiles.coordinator import SipProfileCoordinator
 from custom_components.sip_profiles.sip.registration import RegistrationState
 from custom_components.sip_profiles.sip.subscription import SubscriptionKey, SubscriptionState
 from tests.harness.kamailio import KamailioServer, pidf
 
-from .helpers import no_stale_bindings, setup_entry, wait_for  # noqa: F401 - fixtures
+from .helpers import entry_of, no_stale_bindings, setup_entry, wait_for  # noqa: F401 - fixtures
 from .presence import dialog_info, raw_publish
 from .test_my_presence import PUBLISHING, published
 
@@ -41,20 +40,6 @@ def buddy(uri: str, name: str, watch: str = "presence") -> ConfigSubentryData:
         subentry_type="buddy",
         title=name,
         unique_id=f"{watch}|{uri}",
-    )
-
-
-def entry_with_buddies(
-    data: dict[str, Any], watched: list[ConfigSubentryData], **kwargs: Any
-) -> MockConfigEntry:
-    """A profile of ``data`` with the buddies ``watched``."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title=data[CONF_AOR],
-        unique_id=f"{data[CONF_AOR]}|{data[CONF_REGISTRAR]}",
-        data=data,
-        subentries_data=watched,
-        **kwargs,
     )
 
 
@@ -87,9 +72,9 @@ async def test_a_notify_writes_the_state_of_its_buddy_and_nothing_else(
     kamailio_clean: KamailioServer,
 ) -> None:
     # Real time (no freezer): a date recomputed at every event would move and be written.
-    entry = entry_with_buddies(
+    entry = entry_of(
         profile_data(),
-        [
+        subentries_data=[
             buddy("sip:bob@sip.test", "Bob"),
             buddy("sip:carol@sip.test", "Carol", "dialog"),
         ],
@@ -170,8 +155,8 @@ async def test_a_burst_of_notifies_is_parsed_in_a_few_executor_jobs(
     users = [f"burst{index}" for index in range(BURST)]
     for user in users:
         kamailio_clean.set_password(user, f"{user}-secret")
-    entry = entry_with_buddies(
-        profile_data(), [buddy(kamailio_clean.aor(user), user) for user in users]
+    entry = entry_of(
+        profile_data(), subentries_data=[buddy(kamailio_clean.aor(user), user) for user in users]
     )
     coordinator = await setup_entry(hass, entry)
     keys = [SubscriptionKey(kamailio_clean.aor(user), "presence") for user in users]
@@ -226,7 +211,7 @@ async def test_stop_withdraws_every_profile_at_once_and_writes_no_state(
             buddy(kamailio_clean.aor(users[(index + step) % PROFILES]), f"{user} buddy {step}")
             for step in range(1, BUDDIES_PER_PROFILE + 1)
         ]
-        coordinators.append(await setup_entry(hass, entry_with_buddies(data, watched)))
+        coordinators.append(await setup_entry(hass, entry_of(data, subentries_data=watched)))
     await wait_for(hass, lambda: all(active(c) for c in coordinators), within=60)
     assert all(c.data.status.state is RegistrationState.REGISTERED for c in coordinators)
     runners = [c.runner for c in coordinators]
