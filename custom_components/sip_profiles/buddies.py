@@ -180,6 +180,8 @@ def parse_notifies(bodies: list[tuple[str, bytes]], language: str | None) -> lis
 
 MAX_PARSE_BATCH = 500
 """NOTIFY bodies parsed in one executor job at most (a job then takes tens of milliseconds)."""
+GATHER_QUIET_TURNS = 4
+"""Turns of the loop without a new NOTIFY body that end the gathering of a batch."""
 APPLY_SLICE = 50
 """Parsed bodies applied (entity states written) before the event loop serves others again."""
 
@@ -217,12 +219,13 @@ class NotifyBodies:
         waiting = self._waiting
         try:
             while waiting:
-                # A burst comes in over several turns of the loop (a datagram per socket per
-                # turn): gather it while each turn brings more, up to a full batch.
-                while (count := len(waiting)) < MAX_PARSE_BATCH:
+                # A burst comes in over many turns of the loop (a datagram per socket per turn,
+                # retransmissions among them): gather it until a few turns in a row bring
+                # nothing more, or the batch is full. An idle loop turns in microseconds.
+                quiet = 0
+                while quiet < GATHER_QUIET_TURNS and (count := len(waiting)) < MAX_PARSE_BATCH:
                     await asyncio.sleep(0)
-                    if len(waiting) == count:
-                        break
+                    quiet = quiet + 1 if len(waiting) == count else 0
                 batch = [waiting.popleft() for _ in range(min(len(waiting), MAX_PARSE_BATCH))]
                 self.parse_jobs += 1
                 parsed = await self._hass.async_add_executor_job(

@@ -532,7 +532,7 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
 
     @callback
     def _on_message(self, direction: str, peer: Target, data: bytes) -> None:
-        if not data.strip():
+        if data.isspace():
             return  # keep-alives
         self.messages.append(TracedMessage(dt_util.utcnow(), direction, peer, data))
 

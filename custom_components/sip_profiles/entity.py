@@ -43,11 +43,20 @@ class ChangedStateEntity(Entity):
     """
 
     _shown: tuple[bool, Any, Any] | None = None
+    """What the last state written showed: availability, state and attributes."""
+
+    def _what_is_shown(self) -> tuple[bool, Any, Any]:
+        return (self.available, self.state, self.extra_state_attributes)
+
+    async def async_added_to_hass(self) -> None:
+        """Remember what the first state shows (it is written once this returns)."""
+        await super().async_added_to_hass()
+        self._shown = self._what_is_shown()
 
     @callback
     def async_write_state_if_changed(self) -> None:
         """Write the state if availability, state or attributes differ from the last written."""
-        shown = (self.available, self.state, self.extra_state_attributes)
+        shown = self._what_is_shown()
         if shown != self._shown:
             self._shown = shown
             self.async_write_ha_state()

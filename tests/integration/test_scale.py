@@ -178,6 +178,7 @@ async def test_a_burst_of_notifies_is_parsed_in_a_few_executor_jobs(
         publisher = threading.Thread(target=publish_all)
         publisher.start()
         publisher.join()
+        time.sleep(0.5)  # the loop stays busy while the server sends the last NOTIFYs
         await wait_for(
             hass,
             lambda: all(
