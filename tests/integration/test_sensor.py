@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import logging
 from typing import Any
 from unittest.mock import PropertyMock, patch
 
@@ -98,6 +99,7 @@ async def test_failure_details_then_recovery(
     make_entry: Callable[..., MockConfigEntry],
     kamailio_clean: KamailioServer,
     freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     freezer.move_to(FROZEN_AT)
     coordinator = await setup_entry(hass, make_entry())
@@ -126,6 +128,17 @@ async def test_failure_details_then_recovery(
     assert "failure_reason" not in attributes
     assert "retry_at" not in attributes
     assert attributes["status_code"] == 200
+    # The outage is logged once when it starts and once when it ends, at info level.
+    logged = [
+        (record.levelname, record.getMessage())
+        for record in caplog.records
+        if record.name.startswith("custom_components.sip_profiles")
+        and record.levelno >= logging.INFO
+    ]
+    assert logged == [
+        ("INFO", "sip:alice@sip.test: registration failed (server_error, 503 Service Unavailable)"),
+        ("INFO", "sip:alice@sip.test: registered again"),
+    ]
     assert attributes["refresh_at"] == "2026-11-21T12:56:00+00:00"
 
 
