@@ -201,8 +201,6 @@ class NotifyBodies:
         self._hass = hass
         self._waiting: deque[_Received] = deque()
         self._working = False
-        self.parse_jobs = 0
-        """Executor jobs run so far."""
 
     def add(self, owner: ProfileSubscriptions, key: SubscriptionKey, body: bytes) -> None:
         """Queue the body of a NOTIFY of ``owner``'s subscription ``key``."""
@@ -227,7 +225,6 @@ class NotifyBodies:
                     await asyncio.sleep(0)
                     quiet = quiet + 1 if len(waiting) == count else 0
                 batch = [waiting.popleft() for _ in range(min(len(waiting), MAX_PARSE_BATCH))]
-                self.parse_jobs += 1
                 parsed = await self._hass.async_add_executor_job(
                     parse_notifies, [(item.key.package, item.body) for item in batch], language
                 )
