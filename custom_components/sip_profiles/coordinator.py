@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, override
@@ -140,6 +141,7 @@ class TracedMessage:
 ProblemListener = Callable[[str, dict[str, Any]], None]
 BuddyListener = Callable[[list[Buddy]], None]
 SUBSCRIPTION_EVENTS = (NotifyReceived, SubscriptionChanged)
+REGISTRATION_UP = (RegistrationState.REGISTERED, RegistrationState.REGISTERING)
 PRESENCE_ENTITY_KEYS = ("my_presence", "presence_note", "watchers")
 """Entities (by unique id suffix) that exist only while the profile publishes its presence."""
 
@@ -258,7 +260,19 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
         if self._stop_listening is not None:
             self._stop_listening()
             self._stop_listening = None
-        await runner.stop(unregister=unregister, unregister_timeout=SHUTDOWN_TIMEOUT)
+        deadline = self.hass.loop.time() + SHUTDOWN_TIMEOUT
+        if unregister and runner.user_agent.registration.state in REGISTRATION_UP:
+            # The binding first, before the subscriptions and the publication: of all we
+            # leave at the server it is what sends calls our way. When many profiles stop at
+            # once, the registrar then answers the REGISTERs ahead of the SUBSCRIBEs.
+            with contextlib.suppress(TimeoutError):
+                await _async_until(
+                    runner, UserAgentRunner.unregister, _unregistered, SHUTDOWN_TIMEOUT
+                )
+        await runner.stop(
+            unregister=unregister,
+            unregister_timeout=max(deadline - self.hass.loop.time(), 0.0),
+        )
 
     # -- commands (switch, services) -----------------------------------------------------------
 
@@ -505,21 +519,12 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
         runner = self.runner
         if runner is None:
             raise ProfileError("not_running")
-        result: asyncio.Future[UserAgentEvent] = self.hass.loop.create_future()
-
-        def on_event(event: UserAgentEvent) -> None:
-            if isinstance(event, wanted) and not result.done():
-                result.set_result(event)
-
-        remove = runner.add_listener(on_event)
         try:
-            start(runner)
-            async with asyncio.timeout(OPERATION_TIMEOUT):
-                return await result
+            return await _async_until(
+                runner, start, lambda event: isinstance(event, wanted), OPERATION_TIMEOUT
+            )
         except TimeoutError as err:
             raise ProfileError("timeout") from err
-        finally:
-            remove()
 
     def _set_enabled(self, enabled: bool) -> None:
         if enabled == self._enabled:
@@ -624,6 +629,39 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
             waiting_for_master=self._enabled and not self._master_ready(),
             publication=runner.user_agent.publication.status if self.publish_presence else None,
         )
+
+
+async def _async_until(
+    runner: UserAgentRunner,
+    start: Callable[[UserAgentRunner], None],
+    done: Callable[[UserAgentEvent], bool],
+    within: float,
+) -> UserAgentEvent:
+    """Call ``start(runner)`` and wait for the first event that is ``done``.
+
+    Raises TimeoutError after ``within`` seconds.
+    """
+    result: asyncio.Future[UserAgentEvent] = asyncio.get_running_loop().create_future()
+
+    def on_event(event: UserAgentEvent) -> None:
+        if done(event) and not result.done():
+            result.set_result(event)
+
+    remove = runner.add_listener(on_event)
+    try:
+        start(runner)
+        async with asyncio.timeout(within):
+            return await result
+    finally:
+        remove()
+
+
+def _unregistered(event: UserAgentEvent) -> bool:
+    """Whether ``event`` ends an unregistration (removed, or failed for good)."""
+    return (
+        isinstance(event, RegistrationChanged)
+        and event.status.state is not RegistrationState.UNREGISTERING
+    )
 
 
 def _settings_of(entry: ConfigEntry) -> tuple[dict[str, Any], dict[str, Any]]:
