@@ -90,6 +90,7 @@ async def test_buddy_added_at_run_time_follows_presence_and_removal_unsubscribes
     assert profile_device is not None
     assert buddy_device is not None
     assert buddy_device.name == "Bob"
+    assert (buddy_device.manufacturer, buddy_device.model) == ("sip.test", "Presence")
     assert buddy_device.via_device_id == profile_device.id
     assert buddy_device.config_entry_id == entry.entry_id
     assert buddy_device.config_subentry_id == subentry_id
