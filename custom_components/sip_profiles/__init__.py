@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import config_validation as cv
@@ -24,8 +26,19 @@ PLATFORMS = (
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the integration's actions once, for every profile."""
+    """Register the integration's actions, and its stop, once for every profile."""
     async_setup_services(hass)
+
+    async def _async_stop_profiles(_: Event) -> None:
+        """Withdraw every profile from its server, all at once.
+
+        Each profile's tasks start in turns of the loop of their own (not inside the stop
+        event's dispatch), and each waits at most SHUTDOWN_TIMEOUT for its answers.
+        """
+        entries: list[SipProfileConfigEntry] = hass.config_entries.async_loaded_entries(DOMAIN)
+        await asyncio.gather(*(entry.runtime_data.async_shutdown() for entry in entries))
+
+    hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_stop_profiles)
     return True
 
 
@@ -34,13 +47,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: SipProfileConfigEntry) -
     coordinator = SipProfileCoordinator(hass, entry)
     await coordinator.async_start()
     entry.runtime_data = coordinator
-
-    async def _async_unregister_on_stop(_: Event) -> None:
-        await coordinator.async_shutdown()
-
-    entry.async_on_unload(
-        hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_unregister_on_stop)
-    )
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
     repairs = BuddyRepairs(hass, coordinator)
     repairs.async_sync()

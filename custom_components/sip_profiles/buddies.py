@@ -2,27 +2,34 @@
 
 ``ProfileSubscriptions`` owns every subscription a profile wants: one per buddy (presence or
 dialog, the busy lamp) and one to our own address of record for ``presence.winfo``. It
-subscribes and unsubscribes through the runner, parses the NOTIFY bodies in the executor (one
-after the other per subscription, so that versioned documents apply in order) and keeps a
-``Watched`` snapshot per subscription for the entities, which listen per subscription.
+subscribes and unsubscribes through the runner and keeps a ``Watched`` snapshot per
+subscription for the entities, which listen per subscription.
+
+The NOTIFY bodies of every profile go through one ``NotifyBodies`` queue: the core has answered
+each NOTIFY on the wire already, and the queue parses the bodies that wait, many per executor
+job, then applies the results in slices so that a burst never holds the event loop. One queue,
+worked in order, also keeps each subscription's versioned documents in order.
 
 A subscription that goes down (failed, or starting over after its dialog was lost) is logged
-once with its reason, and its coming back once.
+once, at info level, with its reason, and its coming back once.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers.singleton import singleton
 
 from .const import (
     CONF_BUDDY_NAME,
     CONF_BUDDY_URI,
     CONF_WATCH,
+    DOMAIN,
     LOGGER,
     SUBENTRY_BUDDY,
     WATCH_DIALOG,
@@ -131,7 +138,14 @@ class _Presence:
     activities: tuple[str, ...]
 
 
-type _Parsed = _Presence | DialogInfo | WatcherInfo | None
+@dataclass(frozen=True, slots=True)
+class _NoDialogs:
+    """An empty dialog-info body: the notifier knows of no dialog (RFC 4235 §4.2)."""
+
+
+NO_DIALOGS = _NoDialogs()
+
+type _Parsed = _Presence | DialogInfo | _NoDialogs | WatcherInfo | None
 
 
 def parse_notify(package: str, body: bytes, language: str | None) -> _Parsed:
@@ -140,9 +154,10 @@ def parse_notify(package: str, body: bytes, language: str | None) -> _Parsed:
     An empty presence body is unknown presence; an empty dialog body means no dialogs. A body
     that cannot be read is logged and ignored (None).
     """
+    empty = not body.strip()
     try:
         if package == WATCH_PRESENCE:
-            document = parse_pidf(body) if body.strip() else None
+            document = None if empty else parse_pidf(body)
             return _Presence(
                 summarize(document),
                 best_note(document, language),
@@ -150,23 +165,89 @@ def parse_notify(package: str, body: bytes, language: str | None) -> _Parsed:
                     sorted(document.activities | set(document.other_activities)) if document else ()
                 ),
             )
-        if not body.strip():
-            return None
         if package == WATCH_DIALOG:
-            return parse_dialog_info(body)
-        return parse_watcherinfo(body)
+            return NO_DIALOGS if empty else parse_dialog_info(body)
+        return None if empty else parse_watcherinfo(body)
     except DocumentError as err:
         LOGGER.debug("Ignoring an unreadable %s document: %s", package, err)
         return None
 
 
+def parse_notifies(bodies: list[tuple[str, bytes]], language: str | None) -> list[_Parsed]:
+    """Read many NOTIFY bodies, each of its package; one executor job for the lot."""
+    return [parse_notify(package, body, language) for package, body in bodies]
+
+
+MAX_PARSE_BATCH = 500
+"""NOTIFY bodies parsed in one executor job at most (a job then takes tens of milliseconds)."""
+GATHER_QUIET_TURNS = 4
+"""Turns of the loop without a new NOTIFY body that end the gathering of a batch."""
+APPLY_SLICE = 50
+"""Parsed bodies applied (entity states written) before the event loop serves others again."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    owner: ProfileSubscriptions
+    key: SubscriptionKey
+    body: bytes
+
+
+class NotifyBodies:
+    """The NOTIFY bodies of every profile, parsed in batches off the loop and applied in order."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Start empty; the first body queued starts the work."""
+        self._hass = hass
+        self._waiting: deque[_Received] = deque()
+        self._working = False
+
+    def add(self, owner: ProfileSubscriptions, key: SubscriptionKey, body: bytes) -> None:
+        """Queue the body of a NOTIFY of ``owner``'s subscription ``key``."""
+        self._waiting.append(_Received(owner, key, body))
+        if not self._working:
+            self._working = True
+            # Not eager: the NOTIFYs read in this turn of the loop join the first batch.
+            self._hass.async_create_background_task(
+                self._async_work(), f"{DOMAIN}: NOTIFY bodies", eager_start=False
+            )
+
+    async def _async_work(self) -> None:
+        language = self._hass.config.language
+        waiting = self._waiting
+        try:
+            while waiting:
+                # A burst comes in over many turns of the loop (a datagram per socket per turn,
+                # retransmissions among them): gather it until a few turns in a row bring
+                # nothing more, or the batch is full. An idle loop turns in microseconds.
+                quiet = 0
+                while quiet < GATHER_QUIET_TURNS and (count := len(waiting)) < MAX_PARSE_BATCH:
+                    await asyncio.sleep(0)
+                    quiet = quiet + 1 if len(waiting) == count else 0
+                batch = [waiting.popleft() for _ in range(min(len(waiting), MAX_PARSE_BATCH))]
+                parsed = await self._hass.async_add_executor_job(
+                    parse_notifies, [(item.key.package, item.body) for item in batch], language
+                )
+                for index, (item, result) in enumerate(zip(batch, parsed, strict=True), 1):
+                    item.owner.apply(item.key, result)
+                    if index % APPLY_SLICE == 0:
+                        await asyncio.sleep(0)
+        finally:
+            self._working = False
+
+
+@callback
+@singleton(f"{DOMAIN}_notify_bodies")
+def notify_bodies(hass: HomeAssistant) -> NotifyBodies:
+    """The one queue of NOTIFY bodies of this Home Assistant."""
+    return NotifyBodies(hass)
+
+
 class ProfileSubscriptions:
     """Keeps a profile's wanted subscriptions up and their state at hand."""
 
-    def __init__(self, hass: HomeAssistant, entry: ConfigEntry, title: str) -> None:
+    def __init__(self, hass: HomeAssistant, title: str) -> None:
         """Prepare; ``attach`` hands over the runner."""
-        self._hass = hass
-        self._entry = entry
         self._title = title
         self._runner: UserAgentRunner | None = None
         self._remove_listener: CALLBACK_TYPE | None = None
@@ -175,8 +256,7 @@ class ProfileSubscriptions:
         self._watched: dict[SubscriptionKey, Watched] = {}
         self._dialogs: dict[SubscriptionKey, DialogTracker] = {}
         self._watcher_trackers: dict[SubscriptionKey, WatcherTracker] = {}
-        self._queues: dict[SubscriptionKey, deque[NotifyReceived]] = {}
-        self._draining: set[SubscriptionKey] = set()
+        self._bodies = notify_bodies(hass)
         self._listeners: dict[SubscriptionKey, list[CALLBACK_TYPE]] = {}
         self._logged_down: set[SubscriptionKey] = set()
 
@@ -188,14 +268,16 @@ class ProfileSubscriptions:
         self._remove_listener = runner.add_listener(self._on_event)
 
     def detach(self) -> None:
-        """Forget the runner (it is stopping); every subscription reads as unsubscribed."""
+        """Forget the runner (it is stopping); the entities keep what they showed.
+
+        They go away with the profile or with Home Assistant; NOTIFY bodies still waiting to be
+        parsed are dropped.
+        """
         if self._remove_listener is not None:
             self._remove_listener()
             self._remove_listener = None
         self._runner = None
         self._running = False
-        for key in list(self._watched):
-            self._set(key, Watched())
 
     @property
     def keys(self) -> tuple[SubscriptionKey, ...]:
@@ -255,19 +337,6 @@ class ProfileSubscriptions:
             self._unsubscribe(key)
         self._logged_down.clear()
 
-    def unsubscribe_all(self) -> list[SubscriptionKey]:
-        """End every subscription before the runner stops; returns those still being ended."""
-        self.pause()
-        runner = self._runner
-        if runner is None:
-            return []
-        return [
-            key
-            for key in self._wanted
-            if (status := runner.user_agent.subscription_status(key)) is not None
-            and status.state is SubscriptionState.UNSUBSCRIBING
-        ]
-
     # -- internals -----------------------------------------------------------------------------
 
     def _subscribe(self, key: SubscriptionKey) -> None:
@@ -288,22 +357,13 @@ class ProfileSubscriptions:
         self._watched.pop(key, None)
         self._dialogs.pop(key, None)
         self._watcher_trackers.pop(key, None)
-        self._queues.pop(key, None)
 
     @callback
     def _on_event(self, event: UserAgentEvent) -> None:
         if isinstance(event, SubscriptionChanged) and event.key in self._wanted:
             self._on_status(event.key, event.status)
         elif isinstance(event, NotifyReceived) and event.key in self._wanted:
-            self._queues.setdefault(event.key, deque()).append(event)
-            if event.key not in self._draining:
-                self._draining.add(event.key)
-                self._entry.async_create_background_task(
-                    self._hass,
-                    self._async_drain(event.key),
-                    f"{self._title}: NOTIFY of {event.key.package} for {event.key.uri}",
-                    eager_start=False,
-                )
+            self._bodies.add(self, event.key, event.body)
 
     def _on_status(self, key: SubscriptionKey, status: SubscriptionStatus) -> None:
         current = self.watched(key)
@@ -328,7 +388,7 @@ class ProfileSubscriptions:
         )
         if down and self._running and key not in self._logged_down:
             self._logged_down.add(key)
-            LOGGER.warning(
+            LOGGER.info(
                 "%s: subscription to %s is down (%s%s)",
                 self._title,
                 what,
@@ -336,21 +396,10 @@ class ProfileSubscriptions:
                 f", {status.status_code}" if status.status_code else "",
             )
 
-    async def _async_drain(self, key: SubscriptionKey) -> None:
-        """Parse and apply the queued NOTIFYs of ``key`` in order."""
-        language = self._hass.config.language
-        try:
-            while (queue := self._queues.get(key)) and self._runner is not None:
-                event = queue.popleft()
-                parsed = await self._hass.async_add_executor_job(
-                    parse_notify, key.package, event.body, language
-                )
-                if key in self._wanted:
-                    self._apply(key, parsed)
-        finally:
-            self._draining.discard(key)
-
-    def _apply(self, key: SubscriptionKey, parsed: _Parsed) -> None:
+    def apply(self, key: SubscriptionKey, parsed: _Parsed) -> None:
+        """Apply a parsed NOTIFY body of ``key`` (in the order the NOTIFYs arrived)."""
+        if self._runner is None or key not in self._wanted:
+            return  # stopping, or no longer wanted
         current = replace(self.watched(key), notifies=self.watched(key).notifies + 1)
         if isinstance(parsed, _Presence):
             current = replace(
@@ -363,6 +412,8 @@ class ProfileSubscriptions:
             tracker = self._dialogs.setdefault(key, DialogTracker())
             if isinstance(parsed, DialogInfo):
                 self._check(key, tracker.apply(parsed))
+            elif parsed is NO_DIALOGS:
+                tracker.reset()
             current = replace(current, lamp=tracker.lamp)
         elif isinstance(parsed, WatcherInfo):
             tracker_w = self._watcher_trackers.setdefault(key, WatcherTracker())

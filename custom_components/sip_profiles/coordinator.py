@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, override
@@ -59,7 +60,11 @@ from .sip.registration import (
     RegistrationState,
     RegistrationStatus,
 )
-from .sip.subscription import SubscriptionKey, SubscriptionState
+from .sip.subscription import (
+    NotifyReceived,
+    SubscriptionChanged,
+    SubscriptionKey,
+)
 from .sip.target import Target
 from .sip.trace import masked_text
 from .sip.uri import SipUri
@@ -113,16 +118,31 @@ class ProfileData:
 
 @dataclass(frozen=True, slots=True)
 class TracedMessage:
-    """One SIP message seen on the wire, credentials masked."""
+    """One SIP message seen on the wire."""
 
     time: datetime
     direction: str
-    peer: str
-    text: str
+    remote: Target
+    data: bytes
+
+    # Written out when read (diagnostics), not when traced: a received message is traced
+    # before it is answered, so tracing must cost next to nothing.
+
+    @property
+    def peer(self) -> str:
+        """Where the message came from or went to."""
+        return str(self.remote)
+
+    @property
+    def text(self) -> str:
+        """The message with its credentials masked."""
+        return masked_text(self.data)
 
 
 ProblemListener = Callable[[str, dict[str, Any]], None]
 BuddyListener = Callable[[list[Buddy]], None]
+SUBSCRIPTION_EVENTS = (NotifyReceived, SubscriptionChanged)
+REGISTRATION_UP = (RegistrationState.REGISTERED, RegistrationState.REGISTERING)
 PRESENCE_ENTITY_KEYS = ("my_presence", "presence_note", "watchers")
 """Entities (by unique id suffix) that exist only while the profile publishes its presence."""
 
@@ -147,7 +167,6 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
         self._enabled: bool = entry.data.get(CONF_ENABLED, True)
         self._problem_listeners: list[ProblemListener] = []
         self._last_state: RegistrationState | None = None
-        self._last_failure_logged: FailureReason | None = None
         self._problem: str | None = None
         """The problem event fired for the ongoing outage; None while there is none."""
         self.settings_at_setup = _settings_of(entry)
@@ -157,11 +176,15 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
         self.my_presence = MyPresence.AVAILABLE
         self.my_note = ""
         self._presence_started = False
-        self._last_publication_failure: str | None = None
-        self.subscriptions = ProfileSubscriptions(hass, entry, entry.title)
+        self._publication_failed = False
+        """Whether the outage of our publication was logged (once, as its return will be)."""
+        self.subscriptions = ProfileSubscriptions(hass, entry.title)
         self.buddies: dict[str, Buddy] = buddies_of(entry)
         self._buddy_listeners: list[BuddyListener] = []
         self.device_id: str | None = None
+        self._stop_listening: CALLBACK_TYPE | None = None
+        self._wall_anchor: datetime | None = None
+        """The date at which the user agent's clock read 0."""
         self.data = self._snapshot()
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -195,7 +218,8 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
             ) from err
         self._clear_issue("tls_untrusted")
         self.runner = runner
-        runner.add_listener(self._on_event)
+        self._wall_anchor = dt_util.utcnow() - timedelta(seconds=runner.now())
+        self._stop_listening = runner.add_listener(self._on_event)
         runner.add_tracer(self._on_message)
         if self._enabled and self._master_ready():
             try:
@@ -220,52 +244,36 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
 
     @override
     async def async_shutdown(self) -> None:
-        """Unregister (bounded in time) and close the flows."""
+        """Withdraw everything of ours from the server (bounded in time) and close the flows."""
         await super().async_shutdown()
-        await self._async_withdraw()
         await self._async_stop_runner(unregister=True)
 
-    async def _async_withdraw(self) -> None:
-        """End the subscriptions and remove our presence, waiting (bounded) for the answers."""
-        runner = self.runner
+    async def _async_stop_runner(self, *, unregister: bool) -> None:
+        """Stop the runner; with ``unregister``, end subscriptions, publication and binding first.
+
+        The entities are not told: they go away with the profile or with Home Assistant, and
+        thousands of states written for subscriptions that end would only hold up the stop.
+        """
+        runner, self.runner = self.runner, None
         if runner is None:
             return
-        ending = self.subscriptions.unsubscribe_all()
-        if runner.user_agent.publication.state is not PublicationState.UNPUBLISHED:
-            runner.unpublish()
-        user_agent = runner.user_agent
-
-        def done() -> bool:
-            return user_agent.publication.state in (
-                PublicationState.UNPUBLISHED,
-                PublicationState.FAILED,
-            ) and all(
-                (status := user_agent.subscription_status(key)) is None
-                or status.state is not SubscriptionState.UNSUBSCRIBING
-                for key in ending
-            )
-
-        if not done():
-            finished = self.hass.loop.create_future()
-
-            def on_event(_: UserAgentEvent) -> None:
-                if done() and not finished.done():
-                    finished.set_result(None)
-
-            remove = runner.add_listener(on_event)
-            try:
-                async with asyncio.timeout(SHUTDOWN_TIMEOUT):
-                    await finished
-            except TimeoutError:
-                LOGGER.debug("%s: the server did not answer every unsubscribe", self.name)
-            finally:
-                remove()
         self.subscriptions.detach()
-
-    async def _async_stop_runner(self, *, unregister: bool) -> None:
-        runner, self.runner = self.runner, None
-        if runner is not None:
-            await runner.stop(unregister=unregister, unregister_timeout=SHUTDOWN_TIMEOUT)
+        if self._stop_listening is not None:
+            self._stop_listening()
+            self._stop_listening = None
+        deadline = self.hass.loop.time() + SHUTDOWN_TIMEOUT
+        if unregister and runner.user_agent.registration.state in REGISTRATION_UP:
+            # The binding first, before the subscriptions and the publication: of all we
+            # leave at the server it is what sends calls our way. When many profiles stop at
+            # once, the registrar then answers the REGISTERs ahead of the SUBSCRIBEs.
+            with contextlib.suppress(TimeoutError):
+                await _async_until(
+                    runner, UserAgentRunner.unregister, _unregistered, SHUTDOWN_TIMEOUT
+                )
+        await runner.stop(
+            unregister=unregister,
+            unregister_timeout=max(deadline - self.hass.loop.time(), 0.0),
+        )
 
     # -- commands (switch, services) -----------------------------------------------------------
 
@@ -312,7 +320,9 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
     async def async_unregister_all(self) -> int:
         """Remove every binding of the address of record; returns how many there were.
 
-        An enabled profile registers again at once; a disabled one stays unregistered.
+        It is sent while the profile is disabled too (a one-off REGISTER that binds nothing of
+        ours): disable, then remove every binding, and nothing of the account stays registered.
+        An enabled profile registers again (enabled means registered).
         """
         event = await self._async_operation(
             lambda runner: runner.unregister_all(), (AllBindingsRemoved, OperationFailed)
@@ -379,11 +389,14 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
                 listener(added)
 
     def wall_time(self, moment: float | None) -> datetime | None:
-        """A time of the user agent's clock as a date."""
-        runner = self.runner
-        if moment is None or runner is None:
+        """A time of the user agent's clock as a date; the same moment always gives the same.
+
+        The clocks are lined up once, when the runner starts: a date computed afresh at every
+        event would move by microseconds and rewrite every state that shows one.
+        """
+        if moment is None or self._wall_anchor is None:
             return None
-        return dt_util.utcnow() + timedelta(seconds=moment - runner.now())
+        return self._wall_anchor + timedelta(seconds=moment)
 
     # -- our presence --------------------------------------------------------------------------
 
@@ -449,17 +462,16 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
 
     def _on_publication_changed(self, status: PublicationStatus) -> None:
         if status.state is PublicationState.FAILED:
-            reason = status.reason.value if status.reason else "failed"
-            if reason != self._last_publication_failure:
-                self._last_publication_failure = reason
-                LOGGER.warning(
+            if not self._publication_failed:
+                self._publication_failed = True
+                LOGGER.info(
                     "%s: publishing our presence failed (%s%s)",
                     self.config_entry.title,
-                    reason,
+                    status.reason.value if status.reason else "failed",
                     f", {status.status_code}" if status.status_code else "",
                 )
-        elif status.state is PublicationState.PUBLISHED and self._last_publication_failure:
-            self._last_publication_failure = None
+        elif status.state is PublicationState.PUBLISHED and self._publication_failed:
+            self._publication_failed = False
             LOGGER.info("%s: our presence is published again", self.config_entry.title)
 
     # -- dependent profiles --------------------------------------------------------------------
@@ -508,21 +520,12 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
         runner = self.runner
         if runner is None:
             raise ProfileError("not_running")
-        result: asyncio.Future[UserAgentEvent] = self.hass.loop.create_future()
-
-        def on_event(event: UserAgentEvent) -> None:
-            if isinstance(event, wanted) and not result.done():
-                result.set_result(event)
-
-        remove = runner.add_listener(on_event)
         try:
-            start(runner)
-            async with asyncio.timeout(OPERATION_TIMEOUT):
-                return await result
+            return await _async_until(
+                runner, start, lambda event: isinstance(event, wanted), OPERATION_TIMEOUT
+            )
         except TimeoutError as err:
             raise ProfileError("timeout") from err
-        finally:
-            remove()
 
     def _set_enabled(self, enabled: bool) -> None:
         if enabled == self._enabled:
@@ -535,32 +538,34 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
 
     @callback
     def _on_message(self, direction: str, peer: Target, data: bytes) -> None:
-        if not data.strip():
+        if data.isspace():
             return  # keep-alives
-        self.messages.append(
-            TracedMessage(dt_util.utcnow(), direction, str(peer), masked_text(data))
-        )
+        self.messages.append(TracedMessage(dt_util.utcnow(), direction, peer, data))
 
     @callback
     def _on_event(self, event: UserAgentEvent) -> None:
+        if isinstance(event, SUBSCRIPTION_EVENTS):
+            return  # the buddies' entities follow their own subscription
         if isinstance(event, RegistrationChanged):
             self._on_registration_changed(event.status)
         elif isinstance(event, PublicationChanged):
             self._on_publication_changed(event.status)
-        self.async_set_updated_data(self._snapshot())
+        snapshot = self._snapshot()
+        if snapshot != self.data:
+            self.async_set_updated_data(snapshot)
 
     def _on_registration_changed(self, status: RegistrationStatus) -> None:
         previous, self._last_state = self._last_state, status.state
         if status.state is RegistrationState.FAILED and status.reason is not None:
-            if status.reason != self._last_failure_logged:
-                LOGGER.warning(
+            problem = PROBLEM_EVENTS[status.reason]
+            if self._problem is None:
+                # Once per outage, however many retries fail and for whichever reasons.
+                LOGGER.info(
                     "%s: registration failed (%s%s)",
                     self.config_entry.title,
                     status.reason.value,
                     f", {status.status_code} {status.reason_phrase}" if status.status_code else "",
                 )
-                self._last_failure_logged = status.reason
-            problem = PROBLEM_EVENTS[status.reason]
             if problem != self._problem:
                 # Once per outage (and again if its kind changes), not at every failed retry.
                 self._problem = problem
@@ -574,7 +579,6 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
                 LOGGER.info("%s: registered again", self.config_entry.title)
                 self._problem = None
                 self._fire(RECOVERED, status)
-            self._last_failure_logged = None
             for issue in REPAIRABLE.values():
                 self._clear_issue(issue)
             if previous is not RegistrationState.REGISTERED:
@@ -617,21 +621,48 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
                 retry_at=None,
             )
         status = runner.user_agent.registration.status
-        now = runner.now()
-        wall = dt_util.utcnow()
-
-        def to_wall(moment: float | None) -> datetime | None:
-            return None if moment is None else wall + timedelta(seconds=moment - now)
-
         return ProfileData(
             enabled=self._enabled,
             status=status,
             target=runner.user_agent.target,
-            refresh_at=to_wall(status.refresh_at),
-            retry_at=to_wall(status.retry_at),
+            refresh_at=self.wall_time(status.refresh_at),
+            retry_at=self.wall_time(status.retry_at),
             waiting_for_master=self._enabled and not self._master_ready(),
             publication=runner.user_agent.publication.status if self.publish_presence else None,
         )
+
+
+async def _async_until(
+    runner: UserAgentRunner,
+    start: Callable[[UserAgentRunner], None],
+    done: Callable[[UserAgentEvent], bool],
+    within: float,
+) -> UserAgentEvent:
+    """Call ``start(runner)`` and wait for the first event that is ``done``.
+
+    Raises TimeoutError after ``within`` seconds.
+    """
+    result: asyncio.Future[UserAgentEvent] = asyncio.get_running_loop().create_future()
+
+    def on_event(event: UserAgentEvent) -> None:
+        if done(event) and not result.done():
+            result.set_result(event)
+
+    remove = runner.add_listener(on_event)
+    try:
+        start(runner)
+        async with asyncio.timeout(within):
+            return await result
+    finally:
+        remove()
+
+
+def _unregistered(event: UserAgentEvent) -> bool:
+    """Whether ``event`` ends an unregistration (removed, or failed for good)."""
+    return (
+        isinstance(event, RegistrationChanged)
+        and event.status.state is not RegistrationState.UNREGISTERING
+    )
 
 
 def _settings_of(entry: ConfigEntry) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,8 +1,12 @@
-"""The base entity of a SIP profile: one device per profile."""
+"""The base entities of a SIP profile: one device per profile, one state write per change."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import CONF_AOR, DOMAIN
@@ -24,8 +28,40 @@ class SipProfileEntity(CoordinatorEntity[SipProfileCoordinator]):
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, entry.entry_id)},
             name=entry.title,
-            manufacturer="SIP",
+            # The service that hosts the account: what a user recognises it by.
+            manufacturer=aor.host,
             model="SIP account",
-            model_id=aor.host,
             configuration_url=None,
         )
+
+
+class ChangedStateEntity(Entity):
+    """An entity pushed by a subscription that writes its state only when it shows a change.
+
+    Several entities follow one subscription (a buddy's presence and the subscription itself):
+    each NOTIFY then writes the one whose state or attributes it changed, and no other.
+    """
+
+    _shown: tuple[bool, Any, Any] | None = None
+    """What the last state written showed: availability, state and attributes."""
+
+    def _what_is_shown(self) -> tuple[bool, Any, Any]:
+        return (self.available, self.state, self.extra_state_attributes)
+
+    async def async_added_to_hass(self) -> None:
+        """Remember what the first state shows (it is written once this returns)."""
+        await super().async_added_to_hass()
+        self._shown = self._what_is_shown()
+
+    @callback
+    def async_write_state_if_changed(self) -> None:
+        """Write the state if availability, state or attributes differ from the last written."""
+        shown = self._what_is_shown()
+        if shown != self._shown:
+            self._shown = shown
+            self.async_write_ha_state()
+
+
+def present(**attributes: Any) -> dict[str, Any]:
+    """The attributes that have a value: one that is not known is left out, not shown empty."""
+    return {name: value for name, value in attributes.items() if value is not None}

@@ -11,7 +11,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import RestoreEntity
 
 from .coordinator import SipProfileConfigEntry, SipProfileCoordinator
-from .entity import SipProfileEntity
+from .entity import SipProfileEntity, present
 from .sip.documents.pidf import MyPresence
 
 PARALLEL_UPDATES = 0
@@ -35,20 +35,17 @@ async def async_setup_entry(
 
 
 def publication_attributes(coordinator: SipProfileCoordinator) -> dict[str, Any]:
-    """How our publication stands."""
+    """How our publication stands; what is not known (a refresh under way) is left out."""
     publication = coordinator.data.publication
     if publication is None:
         return {}
-    return {
-        "publication_state": publication.state.value,
-        "publication_reason": publication.reason.value if publication.reason else None,
-        "status_code": publication.status_code,
-        "refresh_at": (
-            moment.isoformat()
-            if (moment := coordinator.wall_time(publication.refresh_at))
-            else None
-        ),
-    }
+    refresh_at = coordinator.wall_time(publication.refresh_at)
+    return present(
+        publication_state=publication.state.value,
+        publication_reason=publication.reason.value if publication.reason else None,
+        status_code=publication.status_code,
+        refresh_at=refresh_at.isoformat() if refresh_at else None,
+    )
 
 
 class SipMyPresenceSelect(SipProfileEntity, SelectEntity, RestoreEntity):

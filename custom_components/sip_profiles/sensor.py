@@ -25,7 +25,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .buddies import Buddy, Watched
 from .const import DOMAIN, WATCH_DIALOG
 from .coordinator import ProfileData, SipProfileConfigEntry, SipProfileCoordinator
-from .entity import SipProfileEntity
+from .entity import ChangedStateEntity, SipProfileEntity, present
 from .sip.documents import LampState, PresenceState
 from .sip.subscription import SubscriptionKey, SubscriptionState
 
@@ -42,7 +42,7 @@ REGISTRATION_STATES = [
 
 
 def registration_attributes(data: ProfileData) -> dict[str, Any]:
-    """Everything about the registration besides its state."""
+    """Everything about the registration besides its state, None where it is not known."""
     status = data.status
     target = data.target
     public = status.public_address
@@ -76,7 +76,8 @@ SENSORS: tuple[SipProfileSensorEntityDescription, ...] = (
         device_class=SensorDeviceClass.ENUM,
         options=REGISTRATION_STATES,
         value_fn=lambda data: data.state,
-        attributes_fn=registration_attributes,
+        # The sensor leaves out what is not known (no failure reason while registered).
+        attributes_fn=lambda data: present(**registration_attributes(data)),
     ),
     SipProfileSensorEntityDescription(
         key="other_bindings",
@@ -158,7 +159,7 @@ WATCHERS = SensorEntityDescription(
 )
 
 
-class SipWatchersSensor(SipProfileEntity, SensorEntity):
+class SipWatchersSensor(SipProfileEntity, ChangedStateEntity, SensorEntity):
     """How many watch our presence; unavailable where the server offers no watcher info."""
 
     entity_description = WATCHERS
@@ -172,7 +173,9 @@ class SipWatchersSensor(SipProfileEntity, SensorEntity):
         """Follow the watcher info subscription."""
         await super().async_added_to_hass()
         self.async_on_remove(
-            self.coordinator.subscriptions.async_add_listener(self._key, self.async_write_ha_state)
+            self.coordinator.subscriptions.async_add_listener(
+                self._key, self.async_write_state_if_changed
+            )
         )
 
     @property
@@ -215,15 +218,18 @@ def lamp_attributes(watched: Watched, _: SipProfileCoordinator) -> dict[str, Any
 
 
 def subscription_attributes(watched: Watched, coordinator: SipProfileCoordinator) -> dict[str, Any]:
-    """Why a subscription is down, and when it tries again."""
+    """Why a subscription is down and when it tries again, each only when there is one.
+
+    The seconds left of the subscription are not shown: every NOTIFY counts them down, and a
+    state written for each would say nothing new.
+    """
     status = watched.status
     retry_at = coordinator.wall_time(status.retry_at)
-    return {
-        "reason": status.reason.value if status.reason else None,
-        "status_code": status.status_code,
-        "expires": status.expires,
-        "retry_at": retry_at.isoformat() if retry_at else None,
-    }
+    return present(
+        reason=status.reason.value if status.reason else None,
+        status_code=status.status_code,
+        retry_at=retry_at.isoformat() if retry_at else None,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -269,7 +275,7 @@ def buddy_device_info(coordinator: SipProfileCoordinator, buddy: Buddy) -> Devic
     info = DeviceInfo(
         identifiers={(DOMAIN, buddy.subentry_id)},
         name=buddy.name,
-        manufacturer="SIP",
+        manufacturer=buddy.uri.host,
         model="Busy lamp" if buddy.watch == WATCH_DIALOG else "Presence",
         model_id=str(buddy.uri),
     )
@@ -287,7 +293,7 @@ def buddy_sensors(coordinator: SipProfileCoordinator, buddy: Buddy) -> list[SipB
     ]
 
 
-class SipBuddySensor(SensorEntity):
+class SipBuddySensor(ChangedStateEntity, SensorEntity):
     """A sensor of a buddy's device, pushed by the buddy's subscription."""
 
     _attr_has_entity_name = True
@@ -311,7 +317,9 @@ class SipBuddySensor(SensorEntity):
         """Follow the buddy's subscription."""
         await super().async_added_to_hass()
         self.async_on_remove(
-            self.coordinator.subscriptions.async_add_listener(self._key, self.async_write_ha_state)
+            self.coordinator.subscriptions.async_add_listener(
+                self._key, self.async_write_state_if_changed
+            )
         )
 
     @property

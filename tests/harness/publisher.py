@@ -20,10 +20,12 @@ def raw_publish(
     event: str = "presence",
     content_type: str = "application/pidf+xml",
     etag: str | None = None,
+    expires: int = 600,
 ) -> str | None:
     """PUBLISH ``body`` for ``user`` (blocking: run it in a thread); return its entity-tag.
 
-    With ``etag`` the PUBLISH replaces that earlier publication (RFC 3903 modify). Each call
+    With ``etag`` the PUBLISH replaces that earlier publication (RFC 3903 modify), or removes
+    it with ``expires=0``. Each call
     without one is a publication of its own, which the server shows together with the others.
     """
     if_match = f"SIP-If-Match: {etag}\r\n" if etag else ""
@@ -45,7 +47,7 @@ def raw_publish(
                 f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKraw{cseq}{port};rport\r\n"
                 "Max-Forwards: 70\r\n"
                 f"From: <{uri}>;tag=raw{port}\r\nTo: <{uri}>\r\nCall-ID: raw-{port}\r\n"
-                f"CSeq: {cseq} PUBLISH\r\nEvent: {event}\r\nExpires: 600\r\n"
+                f"CSeq: {cseq} PUBLISH\r\nEvent: {event}\r\nExpires: {expires}\r\n"
                 f"Content-Type: {content_type}\r\n{if_match}{authorization}"
                 f"Content-Length: {len(body.encode())}\r\n\r\n{body}"
             )

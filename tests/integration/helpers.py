@@ -180,18 +180,22 @@ async def second_device(
 FROZEN_AT = "2026-11-21T12:00:00+00:00"
 
 
-def fixed_entry(
-    profile_data: Callable[..., dict[str, Any]], user: str = "alice"
-) -> MockConfigEntry:
-    """A profile with a fixed entry id, so that snapshots name the same ids every run."""
-    data = profile_data(user)
+def entry_of(data: dict[str, Any], **kwargs: Any) -> MockConfigEntry:
+    """A profile of ``data`` (more of the entry, such as subentries, in ``kwargs``)."""
     return MockConfigEntry(
         domain=DOMAIN,
         title=data[CONF_AOR],
         unique_id=f"{data[CONF_AOR]}|{data[CONF_REGISTRAR]}",
         data=data,
-        entry_id=FIXED_ENTRY_ID,
+        **kwargs,
     )
+
+
+def fixed_entry(
+    profile_data: Callable[..., dict[str, Any]], user: str = "alice"
+) -> MockConfigEntry:
+    """A profile with a fixed entry id, so that snapshots name the same ids every run."""
+    return entry_of(profile_data(user), entry_id=FIXED_ENTRY_ID)
 
 
 def snapshot_entities(

@@ -21,6 +21,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.sip_profiles.buddies import parse_notify
 from custom_components.sip_profiles.const import DOMAIN
 from custom_components.sip_profiles.coordinator import SipProfileCoordinator
 from custom_components.sip_profiles.sip.documents.pidf import MyPresence
@@ -90,6 +91,7 @@ async def test_buddy_added_at_run_time_follows_presence_and_removal_unsubscribes
     assert profile_device is not None
     assert buddy_device is not None
     assert buddy_device.name == "Bob"
+    assert (buddy_device.manufacturer, buddy_device.model) == ("sip.test", "Presence")
     assert buddy_device.via_device_id == profile_device.id
     assert buddy_device.config_entry_id == entry.entry_id
     assert buddy_device.config_subentry_id == subentry_id
@@ -174,9 +176,19 @@ async def test_buddies_unavailable_while_the_server_restarts_then_back(
     remove()
     assert state(hass, BOB_PRESENCE) == "online"
     downs = [r for r in caplog.records if "subscription to presence of" in r.getMessage()]
-    assert [r.levelname for r in downs] == ["WARNING", "INFO"]  # down once, back once
+    assert [r.levelname for r in downs] == ["INFO", "INFO"]  # down once, back once
     assert "dialog_lost" in downs[0].getMessage()
     assert coordinator.subscriptions.watched(key_of(kamailio_clean, "bob")).up
+
+
+async def watching_carols_lamp(
+    hass: HomeAssistant, entry: MockConfigEntry, kamailio: KamailioServer
+) -> tuple[SipProfileCoordinator, SubscriptionKey]:
+    """Set up the profile ``entry`` watching Carol's busy lamp, idle so far."""
+    coordinator = await setup_entry(hass, entry)
+    await add_buddy(hass, entry, "carol@sip.test", "Carol", watch="dialog")
+    await wait_for(hass, lambda: state(hass, CAROL_LAMP) == "idle")
+    return coordinator, key_of(kamailio, "carol", "dialog")
 
 
 async def test_busy_lamp_follows_published_dialog_state(
@@ -184,11 +196,7 @@ async def test_busy_lamp_follows_published_dialog_state(
     make_entry: Callable[..., MockConfigEntry],
     kamailio_clean: KamailioServer,
 ) -> None:
-    entry = make_entry()
-    coordinator = await setup_entry(hass, entry)
-    await add_buddy(hass, entry, "carol@sip.test", "Carol", watch="dialog")
-    await wait_for(hass, lambda: state(hass, CAROL_LAMP) == "idle")
-    key = key_of(kamailio_clean, "carol", "dialog")
+    coordinator, key = await watching_carols_lamp(hass, make_entry(), kamailio_clean)
     carol = kamailio_clean.aor("carol")
 
     etag: str | None = None
@@ -349,3 +357,27 @@ async def test_diagnostics_show_every_subscription(
             "notifies": 1,
         }
     ]
+
+
+async def test_busy_lamp_goes_idle_when_the_notifier_knows_no_dialog(
+    hass: HomeAssistant,
+    make_entry: Callable[..., MockConfigEntry],
+    kamailio_clean: KamailioServer,
+) -> None:
+    coordinator, key = await watching_carols_lamp(hass, make_entry(), kamailio_clean)
+    carol = kamailio_clean.aor("carol")
+    subscriptions = coordinator.subscriptions
+
+    def notified(body: str) -> None:
+        """A NOTIFY of the live subscription carries ``body``."""
+        subscriptions.apply(key, parse_notify("dialog", body.encode(), None))
+
+    notified(dialog_info(carol, 10, "confirmed", remote="sip:dave@sip.test"))
+    assert state(hass, CAROL_LAMP) == "in_call"
+    # An empty body (RFC 4235 §4.2: the notifier knows no dialog state) in the same dialog.
+    notified("")
+    assert state(hass, CAROL_LAMP) == "idle"
+    assert hass.states.get(CAROL_LAMP).attributes["direction"] is None
+    # The documents that follow are numbered afresh or go on; either is taken.
+    notified(dialog_info(carol, 3, "early", remote="sip:dave@sip.test"))
+    assert state(hass, CAROL_LAMP) == "ringing"

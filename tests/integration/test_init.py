@@ -51,6 +51,8 @@ async def test_setup_registers_and_unload_unregisters(
     )
     assert device is not None
     assert device.name == "sip:alice@sip.test"
+    # The service that hosts the account, as its users know it.
+    assert (device.manufacturer, device.model) == ("sip.test", "SIP account")
 
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert entry.state is ConfigEntryState.NOT_LOADED

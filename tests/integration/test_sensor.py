@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import logging
 from typing import Any
 from unittest.mock import PropertyMock, patch
 
@@ -98,13 +99,16 @@ async def test_failure_details_then_recovery(
     make_entry: Callable[..., MockConfigEntry],
     kamailio_clean: KamailioServer,
     freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     freezer.move_to(FROZEN_AT)
     coordinator = await setup_entry(hass, make_entry())
     state = hass.states.get(REGISTRATION)
     assert state.state == "registered"
     assert state.attributes["refresh_at"] == "2026-11-21T12:54:00+00:00"
-    assert state.attributes["retry_at"] is None
+    # What is not known is left out, not shown as "Unknown".
+    assert "retry_at" not in state.attributes
+    assert "failure_reason" not in state.attributes
 
     kamailio_clean.set_register_503(120)
     coordinator.async_refresh_registration()
@@ -121,8 +125,20 @@ async def test_failure_details_then_recovery(
     await advance(hass, freezer, 1)
     await wait_for(hass, lambda: hass.states.get(REGISTRATION).state == "registered")
     attributes = hass.states.get(REGISTRATION).attributes
-    assert attributes["failure_reason"] is None
+    assert "failure_reason" not in attributes
+    assert "retry_at" not in attributes
     assert attributes["status_code"] == 200
+    # The outage is logged once when it starts and once when it ends, at info level.
+    logged = [
+        (record.levelname, record.getMessage())
+        for record in caplog.records
+        if record.name.startswith("custom_components.sip_profiles")
+        and record.levelno >= logging.INFO
+    ]
+    assert logged == [
+        ("INFO", "sip:alice@sip.test: registration failed (server_error, 503 Service Unavailable)"),
+        ("INFO", "sip:alice@sip.test: registered again"),
+    ]
     assert attributes["refresh_at"] == "2026-11-21T12:56:00+00:00"
 
 
@@ -135,5 +151,5 @@ async def test_disabled_profile_shows_disabled(
     await setup_entry(hass, entry)
     state = hass.states.get(REGISTRATION)
     assert state.state == "disabled"
-    assert state.attributes["contact"] is None
+    assert "contact" not in state.attributes
     assert kamailio_clean.bindings("alice") == []

@@ -118,6 +118,48 @@ async def test_list_bindings_and_unregister_all(
         assert phone.state is RegistrationState.REGISTERED  # it was not told
 
 
+async def test_an_enabled_profile_registers_again_after_unregister_all(
+    hass: HomeAssistant, make_entry: MakeEntry, kamailio_clean: KamailioServer
+) -> None:
+    entry = make_entry()
+    coordinator = await setup_entry(hass, entry)
+    async with second_device(hass, kamailio_clean):
+        removed = await call(
+            hass, "unregister_all", {ATTR_CONFIG_ENTRY_ID: entry.entry_id}, response=True
+        )
+        assert removed["removed"] == 2
+        # Enabled means registered: the profile binds again by itself, the phone does not.
+        await wait_for(
+            hass,
+            lambda: state_of(coordinator) is RegistrationState.REGISTERED,
+            within=3,
+        )
+        (binding,) = kamailio_clean.bindings("alice")
+        contact = coordinator.data.status.contact
+        assert contact is not None
+        assert binding.contact.split(";")[0] == contact.split(";")[0]
+        assert hass.states.get("switch.sip_alice_sip_test_registration_enabled").state == "on"
+
+
+async def test_disable_then_unregister_all_stops_every_phone(
+    hass: HomeAssistant, make_entry: MakeEntry, kamailio_clean: KamailioServer
+) -> None:
+    entry = make_entry()
+    coordinator = await setup_entry(hass, entry)
+    target = {ATTR_DEVICE_ID: device_id(hass, entry)}
+    async with second_device(hass, kamailio_clean) as phone:
+        await call(hass, "disable", target)
+        await wait_for(hass, lambda: state_of(coordinator) is RegistrationState.UNREGISTERED)
+        assert len(kamailio_clean.bindings("alice")) == 1  # the phone's
+        removed = await call(hass, "unregister_all", target, response=True)
+        assert removed["removed"] == 1
+        assert kamailio_clean.bindings("alice") == []
+        assert phone.state is RegistrationState.REGISTERED  # it was not told
+    # Disabled, the profile stays unregistered: nothing rings until it is enabled again.
+    assert hass.states.get("sensor.sip_alice_sip_test_registration").state == "disabled"
+    assert kamailio_clean.bindings("alice") == []
+
+
 async def test_list_bindings_of_a_disabled_profile(
     hass: HomeAssistant, make_entry: MakeEntry, kamailio_clean: KamailioServer
 ) -> None:
