@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from tests.harness.develop import ROOT, prepare_config
+from tests.harness.develop import CONFIGURATION_YAML
+from tests.harness.hass import ROOT, prepare_config
 from tests.harness.kamailio import (
     KamailioServer,
     KamailioUnavailable,
@@ -551,7 +552,7 @@ def test_parse_bindings_reads_kamcmd_output():
 
 def test_develop_config_keeps_home_assistant_on_loopback(tmp_path):
     config = tmp_path / "config"
-    prepare_config(config, 8124)
+    assert prepare_config(config, 8124, CONFIGURATION_YAML) == 8124
 
     stored = json.loads((config / ".storage" / "http").read_text())
     assert stored["key"] == "http"
@@ -569,7 +570,8 @@ def test_develop_config_keeps_home_assistant_on_loopback(tmp_path):
     assert link.resolve() == (ROOT / "custom_components" / "sip_profiles").resolve()
 
     (config / "configuration.yaml").write_text("homeassistant:\n")
-    prepare_config(config, 9999)  # a second run keeps what is there
+    # a second run keeps what is there, and says which port the stored settings use
+    assert prepare_config(config, 9999, CONFIGURATION_YAML) == 8124
     assert (config / "configuration.yaml").read_text() == "homeassistant:\n"
     again = json.loads((config / ".storage" / "http").read_text())
     assert again["data"]["stable"]["server_port"] == 8124
