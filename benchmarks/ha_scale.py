@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 import contextlib
@@ -209,16 +208,24 @@ class SipDump:
                 if since <= when <= until:
                     yield tag.group(1), when, message
 
-    def notifies_sent(self, since: float, until: float) -> tuple[int, int]:
-        """(NOTIFYs sent, of them sent again: the same Call-ID and CSeq) in the window."""
-        seen: Counter[tuple[str, str]] = Counter()
-        for tag, _when, message in self.messages(since, until):
+    def notifies(self, since: float, until: float) -> NotifyTraffic:
+        """The NOTIFYs the server sent in the window, and when their answers reached it."""
+        first_sent: dict[tuple[str, str], float] = {}
+        answered: dict[tuple[str, str], float] = {}
+        sent = 0
+        for tag, when, message in self.messages(since, until):
+            call_id = re.search(r"^(?:Call-ID|i):\s*(\S+)", message, re.MULTILINE | re.IGNORECASE)
+            cseq = re.search(r"^CSeq:\s*(\d+)\s+NOTIFY", message, re.MULTILINE | re.IGNORECASE)
+            if call_id is None or cseq is None:
+                continue
+            key = (call_id.group(1), cseq.group(1))
             if tag == "snd" and message.startswith("NOTIFY "):
-                call_id = re.search(r"^(?:Call-ID|i):\s*(\S+)", message, re.MULTILINE | re.I)
-                cseq = re.search(r"^CSeq:\s*(\d+)", message, re.MULTILINE | re.I)
-                seen[(call_id.group(1) if call_id else "", cseq.group(1) if cseq else "")] += 1
-        total = sum(seen.values())
-        return total, total - len(seen)
+                sent += 1
+                first_sent.setdefault(key, when)
+            elif tag == "rcv" and message.startswith("SIP/2.0 ") and key in first_sent:
+                answered.setdefault(key, when)
+        delays = [answered[key] - first_sent[key] for key in answered]
+        return NotifyTraffic(sent, sent - len(first_sent), delays)
 
     def last_request(self, since: float) -> float | None:
         """When the last request reached the server after since."""
@@ -227,6 +234,15 @@ class SipDump:
             if tag == "rcv" and not message.startswith("SIP/2.0"):
                 last = when
         return last
+
+
+@dataclass(frozen=True)
+class NotifyTraffic:
+    """NOTIFYs sent, of them sent again (same Call-ID and CSeq), seconds until each answer."""
+
+    sent: int
+    again: int
+    answer_delays: list[float]
 
 
 def subscribes_received(server: KamailioServer) -> int:
@@ -575,11 +591,11 @@ async def burst(
         for w in changes
     ]
     other = [w for w in writes if not w["entity_id"].endswith("_presence")]
-    sent, again = dump.notifies_sent(started, ended)
+    notifies = dump.notifies(started, ended)
     cpu_per_change = (cpu_after - cpu_before - idle_cpu * (ended - started)) / len(changes)
     print(
         f"\nburst: {len(changes)} buddy changes, {len(writes)} state writes,"
-        f" {sent} NOTIFYs sent by the server",
+        f" {notifies.sent} NOTIFYs sent by the server",
         flush=True,
     )
     report.add("burst: PUBLISH->state latency p50", quantile(latencies, 0.5), "s")
@@ -590,7 +606,18 @@ async def burst(
     report.add("burst: HA CPU per change (above idle)", cpu_per_change * 1000, "ms", 1.5)
     report.add("burst: event-loop round trip p99", quantile(round_trips, 0.99), "s", digits=3)
     report.add("burst: event-loop round trip max", max(round_trips), "s", 1, digits=3)
-    report.add("burst: NOTIFYs retransmitted by the server", again * 100 / max(sent, 1), "%", 1)
+    report.add(
+        "burst: NOTIFYs retransmitted by the server",
+        notifies.again * 100 / max(notifies.sent, 1),
+        "%",
+        1,
+    )
+    report.add(
+        "burst: NOTIFY->answer at the server p50", quantile(notifies.answer_delays, 0.5), "s"
+    )
+    report.add(
+        "burst: NOTIFY->answer at the server p99", quantile(notifies.answer_delays, 0.99), "s"
+    )
 
 
 def hass_python() -> str:
