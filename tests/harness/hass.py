@@ -337,10 +337,13 @@ class HassProcess:
         except FileNotFoundError:
             return []
         found: list[str] = []
+        current: list[str] | None = None
         for line in text.splitlines():
-            if line[:4].isdigit() and f" {level} (" in line:
-                found.append(line)
-            elif found and not line[:4].isdigit():
+            if line[:4].isdigit():  # "2026-12-03 23:08:40.443+00:00 ERROR (MainThread) [...]"
+                current = [line] if line.split(" ", 3)[2:3] == [level] else None
+                if current is not None:
+                    found.append(line)
+            elif current is not None:
                 found[-1] += "\n" + line
         return found
 
