@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 import contextlib
 from dataclasses import dataclass, field
 import datetime
+import functools
 import os
 from pathlib import Path
 import re
@@ -44,9 +45,8 @@ import tempfile
 import time
 from typing import Any
 
-from benchmarks.presence_subscriptions import make_runner, password, wait_until
+from benchmarks.presence_subscriptions import make_runner, password, published, wait_until
 from custom_components.sip_profiles.sip.documents.pidf import MyPresence
-from custom_components.sip_profiles.sip.publication import PublicationState
 from custom_components.sip_profiles.sip.useragent import UserAgentEvent
 from tests.harness.hass import (
     BASE_INTEGRATIONS,
@@ -109,25 +109,13 @@ async def publish(host: str, port: int, buddies: int) -> None:
         runner.add_listener(on_event)
         await runner.start()
 
-    def published(presence: MyPresence) -> Callable[[], bool]:
-        def done() -> bool:
-            # refresh_at is set again once the server accepted the new state
-            return all(
-                r.user_agent.publication.state is PublicationState.PUBLISHED
-                and r.user_agent.publication.status.presence is presence
-                and r.user_agent.publication.status.refresh_at is not None
-                for r in runners
-            )
-
-        return done
-
     loop = asyncio.get_running_loop()
     print("ready", flush=True)
     while line := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
         presence = MyPresence(line)
         for runner in runners:
             runner.publish(presence, f"{time.time():.6f}")
-        await wait_until(changed, published(presence))
+        await wait_until(changed, functools.partial(published, runners, presence))
         print("published", flush=True)
     for runner in runners:
         await runner.stop(unregister=False)

@@ -19,6 +19,7 @@ import sys
 import time
 
 from tests.harness.hass import (
+    BASE_INTEGRATIONS,
     OWNER,
     OWNER_PASSWORD,
     HassClient,
@@ -33,18 +34,7 @@ from tests.harness.hass import (
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGURATION_YAML = configuration_yaml(
     "sip_profiles development",
-    integrations=(
-        "frontend",
-        "config",
-        "api",
-        "websocket_api",
-        "onboarding",
-        "diagnostics",
-        "repairs",
-        "system_log",
-        "history",
-        "logbook",
-    ),
+    integrations=(*BASE_INTEGRATIONS, "history", "logbook"),
     logs={"custom_components.sip_profiles": "debug"},
 )
 
