@@ -28,17 +28,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 import contextlib
 from dataclasses import dataclass, field
 import datetime
 import functools
+import json
 import os
 from pathlib import Path
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -88,6 +91,19 @@ def free_port() -> int:
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
+
+
+def is_presence(entity_id: str) -> bool:
+    """Whether entity_id is a buddy's presence sensor."""
+    return entity_id.startswith("sensor.") and entity_id.endswith("_presence")
+
+
+def sent_at(note: object, default: float) -> float:
+    """The publisher's send time from the PIDF note, default where the note does not carry it."""
+    try:
+        return float(str(note))
+    except ValueError:
+        return default
 
 
 def timestamp(iso: str) -> float:
@@ -241,45 +257,81 @@ def subscribes_received(server: KamailioServer) -> int:
 # ------------------------------------------------------------------------------ Home Assistant
 
 
-@dataclass
-class States:
-    """Every entity's state as the websocket reports it, and the state writes as they come."""
+@dataclass(frozen=True)
+class StateWrite:
+    """One state the recorder stored: a state write of Home Assistant."""
 
-    current: dict[str, dict[str, Any]] = field(default_factory=dict)
-    writes: list[dict[str, Any]] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    entity_id: str
+    state: str
+    last_updated: float
+    attributes: dict[str, Any]
 
-    def on_event(self, event: dict[str, Any]) -> None:
-        data = event["data"]
-        self.writes.append(data)
-        if data.get("new_state") is None:
-            self.current.pop(data["entity_id"], None)
-        else:
-            self.current[data["entity_id"]] = data["new_state"]
-        self.changed.set()
 
-    def matching(self, suffix: str, domain: str = "sensor.") -> dict[str, dict[str, Any]]:
-        return {
-            entity_id: state
-            for entity_id, state in self.current.items()
-            if entity_id.startswith(domain) and entity_id.endswith(suffix)
-        }
+class Recorder:
+    """The recorder's database, read beside Home Assistant (which a websocket subscription to
+    every state change would load, and which closes it when thousands of changes queue up)."""
 
-    def count(self, suffix: str, state: str) -> int:
-        return sum(1 for s in self.matching(suffix).values() if s["state"] == state)
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def writes(self, since: float, until: float = float("inf")) -> list[StateWrite]:
+        """The states written between since and until (wall-clock seconds)."""
+        if not self.path.exists():
+            return []
+        with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as db:
+            rows = db.execute(
+                "SELECT m.entity_id, s.state, s.last_updated_ts, a.shared_attrs"
+                " FROM states s JOIN states_meta m ON s.metadata_id = m.metadata_id"
+                " LEFT JOIN state_attributes a ON s.attributes_id = a.attributes_id"
+                " WHERE s.last_updated_ts >= ? AND s.last_updated_ts <= ?",
+                (since, min(until, 1e12)),
+            ).fetchall()
+        return [
+            StateWrite(entity_id, state, updated, json.loads(attributes or "{}"))
+            for entity_id, state, updated, attributes in rows
+        ]
+
+
+@dataclass(frozen=True)
+class Census:
+    """How many profiles are registered, subscriptions active and buddies in each state."""
+
+    registered: int
+    subscribed: int
+    presence: Counter[str]
+
+    def __str__(self) -> str:
+        return f"{self.registered} registered, {self.subscribed} subscribed"
+
+
+def census(states: list[dict[str, Any]]) -> Census:
+    registered = subscribed = 0
+    presence: Counter[str] = Counter()
+    for state in states:
+        entity_id = state["entity_id"]
+        if not entity_id.startswith("sensor."):
+            continue
+        if entity_id.endswith("_registration"):
+            registered += state["state"] == "registered"
+        elif entity_id.endswith("_subscription"):
+            subscribed += state["state"] == "active"
+        elif is_presence(entity_id):
+            presence[state["state"]] += 1
+    return Census(registered, subscribed, presence)
 
 
 class Hass:
-    """One Home Assistant process with its REST client and websocket."""
+    """One Home Assistant process with its REST client, its recorder and a websocket to ping."""
 
     def __init__(self, process: HassProcess) -> None:
         self.process = process
         self.client = HassClient(process.base)
+        self.recorder = Recorder(process.config / "home-assistant_v2.db")
         self.websocket: HassWebsocket | None = None
-        self.states = States()
+        self.census = Census(0, 0, Counter())
 
     async def start(self) -> tuple[float, float]:
-        """Start, log in, follow the states; the launch's wall-clock time, seconds to HTTP."""
+        """Start and log in; the launch's wall-clock time and the seconds until HTTP answered."""
         launched = time.time()
         self.process.start("--skip-pip")
         if not await asyncio.to_thread(self.process.wait_for_http, 600):
@@ -287,12 +339,8 @@ class Hass:
         answered = time.time() - launched
         await asyncio.to_thread(self.client.login)
         assert self.client.token is not None
-        self.states = States()
         self.websocket = HassWebsocket(self.process.base, self.client.token)
         await self.websocket.connect()
-        await self.websocket.subscribe("state_changed", self.states.on_event)
-        for state in await self.websocket.states():
-            self.states.current.setdefault(state["entity_id"], state)
         return launched, answered
 
     async def stop(self) -> float:
@@ -304,36 +352,23 @@ class Hass:
     def sample(self) -> ProcessSample:
         return self.process.sample()
 
-    async def wait_for(self, done: Callable[[], bool], seconds: float, what: str) -> None:
-        try:
-            await asyncio.wait_for(wait_until_states(self.states, done), seconds)
-        except TimeoutError:
-            raise RuntimeError(f"{what}: not within {seconds:.0f} s") from None
+    async def wait_for(self, done: Callable[[Census], bool], seconds: float, what: str) -> None:
+        """Ask for every state once a second until done says so."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self.census = census(await asyncio.to_thread(self.client.states))
+            if done(self.census):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what}: not within {seconds:.0f} s ({self.census})")
+            await asyncio.sleep(1)
 
 
-async def wait_until_states(states: States, done: Callable[[], bool]) -> None:
-    while not done():
-        states.changed.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(1):
-                await states.changed.wait()
-
-
-def all_up(states: States, profiles: int, buddies: int) -> Callable[[], bool]:
-    def done() -> bool:
-        return (
-            states.count("_registration", "registered") >= profiles
-            and states.count("_subscription", "active") >= profiles * buddies
-        )
+def all_up(profiles: int, buddies: int) -> Callable[[Census], bool]:
+    def done(found: Census) -> bool:
+        return found.registered >= profiles and found.subscribed >= profiles * buddies
 
     return done
-
-
-def progress(states: States) -> str:
-    return (
-        f"{states.count('_registration', 'registered')} registered,"
-        f" {states.count('_subscription', 'active')} subscribed"
-    )
 
 
 # ------------------------------------------------------------------------------ report
@@ -455,17 +490,17 @@ async def run(args: argparse.Namespace) -> None:
         log(f"bare Home Assistant: {bare.rss_bytes / 2**20:.0f} MiB")
 
         await asyncio.to_thread(create_profiles, hass.client, server, profiles, buddies)
-        await hass.wait_for(all_up(hass.states, profiles, buddies), args.wait, "all up")
-        log(f"all up: {progress(hass.states)}")
+        await hass.wait_for(all_up(profiles, buddies), args.wait, "all up")
+        log(f"all up: {hass.census}")
         await hass.stop()
 
         # -- restart
         before = subscribes_received(server)
         launched, answered = await hass.start()
         try:
-            await hass.wait_for(all_up(hass.states, profiles, buddies), args.wait, "restart")
+            await hass.wait_for(all_up(profiles, buddies), args.wait, "restart")
         finally:
-            log(f"after the restart: {progress(hass.states)}")
+            log(f"after the restart: {hass.census}")
         up = time.time() - launched
         await asyncio.sleep(BURST_TAIL)  # retransmissions still under way count too
         restart_subscribes = subscribes_received(server) - before
@@ -477,13 +512,13 @@ async def run(args: argparse.Namespace) -> None:
 
         # -- idle
         await asyncio.sleep(SETTLE)
-        writes_before = len(hass.states.writes)
-        idle_start, idle_sample = time.monotonic(), hass.sample()
+        idle_start, idle_sample = time.time(), hass.sample()
         await asyncio.sleep(args.idle)
-        idle_end, idle_sample_end = time.monotonic(), hass.sample()
+        idle_end, idle_sample_end = time.time(), hass.sample()
         idle_seconds = idle_end - idle_start
         idle_cpu = (idle_sample_end.cpu_seconds - idle_sample.cpu_seconds) / idle_seconds
-        idle_writes = (len(hass.states.writes) - writes_before) * 60 / idle_seconds
+        await asyncio.sleep(BURST_TAIL)  # the recorder commits every 5 s
+        idle_writes = len(hass.recorder.writes(idle_start, idle_end)) * 60 / idle_seconds
         report.add("idle: CPU", idle_cpu * 100, "%", 0.1)
         report.add("idle: state writes", idle_writes, "/min", 0, digits=1)
         rss_per_buddy = (idle_sample_end.rss_bytes - bare.rss_bytes) / subscriptions
@@ -495,7 +530,7 @@ async def run(args: argparse.Namespace) -> None:
         publisher = await Publisher.start(server, profiles)
         await publisher.publish(MyPresence.AVAILABLE)  # the nonces, and a known state
         await hass.wait_for(
-            lambda: hass.states.count("_presence", "online") >= subscriptions, args.wait, "warm-up"
+            lambda found: found.presence["online"] >= subscriptions, args.wait, "warm-up"
         )
         await asyncio.sleep(BURST_TAIL)
         await burst(hass, publisher, dump, report, subscriptions, args.wait, idle_cpu)
@@ -554,31 +589,35 @@ async def burst(
             round_trips.append(await websocket.ping())
             await asyncio.sleep(PING_EVERY)
 
+    def busy_buddies(writes: list[StateWrite]) -> dict[str, StateWrite]:
+        """The first busy write of each buddy's presence sensor."""
+        first: dict[str, StateWrite] = {}
+        for write in sorted(writes, key=lambda w: w.last_updated):
+            if is_presence(write.entity_id) and write.state == "busy":
+                first.setdefault(write.entity_id, write)
+        return first
+
     pinger = asyncio.create_task(ping())
-    writes_before = len(hass.states.writes)
     started, cpu_before = time.time(), hass.sample().cpu_seconds
     await publisher.publish(MyPresence.BUSY)
-    await hass.wait_for(
-        lambda: hass.states.count("_presence", "busy") >= subscriptions, wait, "the burst"
-    )
+    deadline = time.monotonic() + wait
+    while len(busy_buddies(await asyncio.to_thread(hass.recorder.writes, started))) < subscriptions:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the burst: not every buddy busy within {wait:.0f} s")
+        await asyncio.sleep(1)
     await asyncio.sleep(BURST_TAIL)
     ended, cpu_after = time.time(), hass.sample().cpu_seconds
     pinging = False
     await pinger
+    await asyncio.sleep(BURST_TAIL)  # the recorder commits every 5 s
 
-    writes = hass.states.writes[writes_before:]
-    changes = [
-        w
-        for w in writes
-        if w["entity_id"].endswith("_presence")
-        and w["new_state"]["state"] == "busy"
-        and (w["old_state"] or {}).get("state") != "busy"
-    ]
+    writes = await asyncio.to_thread(hass.recorder.writes, started, ended)
+    changes = busy_buddies(writes)
     latencies = [
-        timestamp(w["new_state"]["last_updated"]) - float(w["new_state"]["attributes"]["note"])
-        for w in changes
+        write.last_updated - sent_at(write.attributes.get("note"), started)
+        for write in changes.values()
     ]
-    other = [w for w in writes if not w["entity_id"].endswith("_presence")]
+    other = [w for w in writes if not is_presence(w.entity_id)]
     notifies = dump.notifies(started, ended)
     cpu_per_change = (cpu_after - cpu_before - idle_cpu * (ended - started)) / len(changes)
     print(

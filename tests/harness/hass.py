@@ -5,8 +5,8 @@ loopback (Home Assistant treats an ``http:`` section as a trial and reverts it a
 minutes), onboarding marked done except for the owner account, and a link to this working tree's
 integration. `HassProcess` starts ``hass -c CONFIG`` from any virtualenv, waits for its HTTP
 server and stops it. `HassClient` onboards or logs in over REST and drives config entries,
-config flows and subentry flows. `HassWebsocket` (asyncio) follows state changes and measures the
-event loop's round trip with the websocket ``ping``.
+config flows and subentry flows. `HassWebsocket` (asyncio) sends commands and measures the event
+loop's round trip with the websocket ``ping``.
 """
 
 from __future__ import annotations
@@ -491,7 +491,7 @@ class HassClient:
 
 
 class HassWebsocket:
-    """The websocket API: commands, the ``ping`` round trip and state changes as they happen."""
+    """The websocket API: commands and the ``ping`` round trip."""
 
     def __init__(self, base: str, token: str) -> None:
         """Connect with connect()."""
@@ -501,7 +501,6 @@ class HassWebsocket:
         self._socket: aiohttp.ClientWebSocketResponse | None = None
         self._next_id = 0
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._handlers: dict[int, Callable[[dict[str, Any]], None]] = {}
         self._reader: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
@@ -533,27 +532,19 @@ class HassWebsocket:
                 break
             payload = json.loads(message.data)
             for item in payload if isinstance(payload, list) else [payload]:
-                if item.get("type") == "event" and item["id"] in self._handlers:
-                    self._handlers[item["id"]](item["event"])
-                elif (future := self._pending.pop(item["id"], None)) and not future.done():
+                if (future := self._pending.pop(item["id"], None)) and not future.done():
                     future.set_result(item)
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(HassError("websocket closed"))
 
-    async def send(
-        self,
-        message: Mapping[str, Any],
-        events: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:
-        """Send a command; its answer (HassError if it failed). events gets its events."""
+    async def send(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        """Send a command; its answer (HassError if it failed)."""
         assert self._socket is not None
         self._next_id += 1
         ident = self._next_id
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[ident] = future
-        if events is not None:
-            self._handlers[ident] = events
         await self._socket.send_json({**message, "id": ident})
         answer = await future
         if answer.get("type") == "result" and not answer.get("success"):
@@ -565,11 +556,3 @@ class HassWebsocket:
         started = time.monotonic()
         await self.send({"type": "ping"})
         return time.monotonic() - started
-
-    async def subscribe(self, event_type: str, handler: Callable[[dict[str, Any]], None]) -> None:
-        """Call handler with every event of event_type from now on."""
-        await self.send({"type": "subscribe_events", "event_type": event_type}, events=handler)
-
-    async def states(self) -> list[dict[str, Any]]:
-        """Every entity's state."""
-        return cast(list[dict[str, Any]], (await self.send({"type": "get_states"}))["result"])
