@@ -64,7 +64,11 @@ from tests.harness.kamailio import KamailioServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTLE = 20.0
-"""Seconds Home Assistant is left alone after a start before it is measured."""
+"""Seconds a bare Home Assistant is left alone after its start before it is measured."""
+QUIET_CPU = 0.02
+"""Home Assistant is quiet when it used less than 2 % of a core over QUIET_WINDOW seconds: the
+idle measurement waits for that (a restart leaves a backlog of late NOTIFYs behind)."""
+QUIET_WINDOW = 5.0
 BURST_TAIL = 6.0
 """Seconds counted after the last buddy changed: one recorder commit (every 5 s) and stragglers."""
 PING_EVERY = 0.1
@@ -511,7 +515,8 @@ async def run(args: argparse.Namespace) -> None:
         )
 
         # -- idle
-        await asyncio.sleep(SETTLE)
+        quiet = await wait_quiet(hass, args.wait)
+        report.add("restart: Home Assistant quiet after", quiet - launched, "s")
         idle_start, idle_sample = time.time(), hass.sample()
         await asyncio.sleep(args.idle)
         idle_end, idle_sample_end = time.time(), hass.sample()
@@ -567,6 +572,19 @@ async def run(args: argparse.Namespace) -> None:
             log(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def wait_quiet(hass: Hass, seconds: float) -> float:
+    """Wait until Home Assistant used less than QUIET_CPU over QUIET_WINDOW; return when."""
+    deadline = time.monotonic() + seconds
+    before = hass.sample().cpu_seconds
+    while time.monotonic() < deadline:
+        await asyncio.sleep(QUIET_WINDOW)
+        after = hass.sample().cpu_seconds
+        if after - before < QUIET_CPU * QUIET_WINDOW:
+            return time.time()
+        before = after
+    raise RuntimeError(f"Home Assistant was not quiet within {seconds:.0f} s")
 
 
 async def burst(
