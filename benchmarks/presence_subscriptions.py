@@ -89,6 +89,17 @@ async def wait_until(changed: asyncio.Event, done: Callable[[], bool]) -> None:
 # -------------------------------------------------------------------------------- publisher
 
 
+def published(runners: list[UserAgentRunner], presence: MyPresence) -> bool:
+    """Whether the server accepted presence from every runner."""
+    # refresh_at is set again once the server accepted the new state
+    return all(
+        r.user_agent.publication.state is PublicationState.PUBLISHED
+        and r.user_agent.publication.status.presence is presence
+        and r.user_agent.publication.status.refresh_at is not None
+        for r in runners
+    )
+
+
 async def publish(host: str, port: int, buddies: int, rounds: int) -> None:
     """The second process: publish one state per round for every buddy at once."""
     runners = [make_runner(host, port, f"b{index:03d}") for index in range(buddies)]
@@ -105,13 +116,7 @@ async def publish(host: str, port: int, buddies: int, rounds: int) -> None:
         await runner.start()
 
     def all_published() -> bool:
-        # refresh_at is set again once the server accepted the new state
-        return all(
-            r.user_agent.publication.state is PublicationState.PUBLISHED
-            and r.user_agent.publication.status.presence is presence
-            and r.user_agent.publication.status.refresh_at is not None
-            for r in runners
-        )
+        return published(runners, presence)
 
     # A first round fetches the nonces, so measured rounds carry credentials at once.
     presence = MyPresence.AVAILABLE

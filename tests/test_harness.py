@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from tests.harness.develop import ROOT, prepare_config
+from tests.harness.develop import CONFIGURATION_YAML
+from tests.harness.hass import ROOT, HassProcess, prepare_config
 from tests.harness.kamailio import (
     KamailioServer,
     KamailioUnavailable,
@@ -551,7 +552,7 @@ def test_parse_bindings_reads_kamcmd_output():
 
 def test_develop_config_keeps_home_assistant_on_loopback(tmp_path):
     config = tmp_path / "config"
-    prepare_config(config, 8124)
+    assert prepare_config(config, 8124, CONFIGURATION_YAML) == 8124
 
     stored = json.loads((config / ".storage" / "http").read_text())
     assert stored["key"] == "http"
@@ -569,7 +570,34 @@ def test_develop_config_keeps_home_assistant_on_loopback(tmp_path):
     assert link.resolve() == (ROOT / "custom_components" / "sip_profiles").resolve()
 
     (config / "configuration.yaml").write_text("homeassistant:\n")
-    prepare_config(config, 9999)  # a second run keeps what is there
+    # a second run keeps what is there, and says which port the stored settings use
+    assert prepare_config(config, 9999, CONFIGURATION_YAML) == 8124
     assert (config / "configuration.yaml").read_text() == "homeassistant:\n"
     again = json.loads((config / ".storage" / "http").read_text())
     assert again["data"]["stable"]["server_port"] == 8124
+
+
+def test_hass_log_lines_finds_errors_with_their_tracebacks(tmp_path):
+    process = HassProcess(tmp_path, 8123)
+    assert process.log_lines("ERROR") == []
+    (tmp_path / "home-assistant.log").write_text(
+        "2026-12-03 23:08:39.248+00:00 WARNING (MainThread) [homeassistant.bootstrap] Skipping\n"
+        "2026-12-03 23:08:40.443+00:00 ERROR (MainThread) [haffmpeg.core] FFmpeg fails\n"
+        "Traceback (most recent call last):\n"
+        '  File "core.py", line 130, in open\n'
+        "2026-12-03 23:08:41.000+00:00 INFO (MainThread) [x] not an ERROR (MainThread) line\n"
+        "  nor its continuation\n"
+        "2026-12-03 23:08:42.000+00:00 ERROR (SyncWorker_1) [custom_components.x] Failed\n"
+    )
+
+    errors = process.log_lines("ERROR")
+
+    assert [line.splitlines()[0] for line in errors] == [
+        "2026-12-03 23:08:40.443+00:00 ERROR (MainThread) [haffmpeg.core] FFmpeg fails",
+        "2026-12-03 23:08:42.000+00:00 ERROR (SyncWorker_1) [custom_components.x] Failed",
+    ]
+    assert errors[0].splitlines()[1:] == [
+        "Traceback (most recent call last):",
+        '  File "core.py", line 130, in open',
+    ]
+    assert len(process.log_lines("WARNING")) == 1

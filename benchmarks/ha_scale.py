@@ -1,0 +1,707 @@
+"""Profiles and buddies at scale in a real Home Assistant, with the recorder on.
+
+Run with ``python -m benchmarks.ha_scale`` (200 profiles x 10 buddies; ``--profiles 20 --buddies 5``
+for a quick check). It starts the test Kamailio and a real ``hass`` process on loopback (the
+Home Assistant of ``--hass-python``; by default the newest release's virtualenv made by
+scripts/setup-hass), measures a bare Home Assistant, creates every profile through the config
+flow and every buddy through the buddy subentry flow, then prints:
+
+- after a restart: the time until every profile is registered and every buddy subscribed, and
+  the SUBSCRIBEs the server received per subscription meanwhile (Kamailio's own counter);
+- idle: Home Assistant's CPU and the state writes per minute; its resident memory per buddy over
+  the bare Home Assistant;
+- a burst: a publisher process PUBLISHes a new presence for every buddy at once, so the server
+  NOTIFYs every watcher (profiles x buddies NOTIFYs). PUBLISH->state latency (the publisher's
+  send time travels in the PIDF note, Home Assistant's ``last_updated`` ends it), state writes per
+  change (and to entities other than the changed buddy), Home Assistant's CPU per change above
+  idle, the event loop's round trip (websocket ``ping`` every 100 ms) and the NOTIFYs the server
+  sent again because their answer was late (from Kamailio's sipdump);
+- the stop: seconds until the process exited and until the last SIP request reached the server,
+  errors logged, bindings left at the registrar.
+
+Each number is printed beside its target with "met" or "NOT met". Buddy j of profile i is
+``b{(i + j) % profiles}``: each buddy is watched by ``buddies`` profiles. The run stops by itself
+after ``--deadline`` seconds at the latest. All traffic stays on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+import contextlib
+from dataclasses import dataclass, field
+import datetime
+import functools
+import json
+import os
+from pathlib import Path
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from benchmarks.presence_subscriptions import make_runner, password, published, wait_until
+from custom_components.sip_profiles.sip.documents.pidf import MyPresence
+from custom_components.sip_profiles.sip.useragent import UserAgentEvent
+from tests.harness.hass import (
+    BASE_INTEGRATIONS,
+    HassClient,
+    HassProcess,
+    HassWebsocket,
+    ProcessSample,
+    configuration_yaml,
+    prepare_config,
+)
+from tests.harness.kamailio import KamailioServer
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTLE = 20.0
+"""Seconds a bare Home Assistant is left alone after its start before it is measured."""
+QUIET_CPU = 0.02
+"""Home Assistant is quiet when it used less than 2 % of a core over QUIET_WINDOW seconds: the
+idle measurement waits for that (a restart leaves a backlog of late NOTIFYs behind)."""
+QUIET_WINDOW = 5.0
+BURST_TAIL = 6.0
+"""Seconds counted after the last buddy changed: one recorder commit (every 5 s) and stragglers."""
+PING_EVERY = 0.1
+
+
+def profile_user(index: int) -> str:
+    return f"p{index:03d}"
+
+
+def buddy_user(index: int) -> str:
+    return f"b{index:03d}"
+
+
+def log(message: str) -> None:
+    print(f"[ha_scale {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
+
+
+def is_presence(entity_id: str) -> bool:
+    """Whether entity_id is a buddy's presence sensor."""
+    return entity_id.startswith("sensor.") and entity_id.endswith("_presence")
+
+
+def sent_at(note: object, default: float) -> float:
+    """The publisher's send time from the PIDF note, default where the note does not carry it."""
+    try:
+        return float(str(note))
+    except ValueError:
+        return default
+
+
+def timestamp(iso: str) -> float:
+    return datetime.datetime.fromisoformat(iso).timestamp()
+
+
+# ------------------------------------------------------------------------------ publisher
+
+
+async def publish(host: str, port: int, buddies: int) -> None:
+    """The publisher process: a presence for every buddy at once, each time stdin names one."""
+    runners = [make_runner(host, port, buddy_user(index)) for index in range(buddies)]
+    changed = asyncio.Event()
+
+    def on_event(_event: UserAgentEvent) -> None:
+        changed.set()
+
+    for runner in runners:
+        runner.add_listener(on_event)
+        await runner.start()
+
+    loop = asyncio.get_running_loop()
+    print("ready", flush=True)
+    while line := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
+        presence = MyPresence(line)
+        for runner in runners:
+            runner.publish(presence, f"{time.time():.6f}")
+        await wait_until(changed, functools.partial(published, runners, presence))
+        print("published", flush=True)
+    for runner in runners:
+        await runner.stop(unregister=False)
+
+
+class Publisher:
+    """The publisher process, driven line by line."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(cls, server: KamailioServer, buddies: int) -> Publisher:
+        host, port = server.address("udp")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "benchmarks.ha_scale",
+            "--publish",
+            host,
+            str(port),
+            str(buddies),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )
+        publisher = cls(process)
+        await publisher._expect(b"ready")
+        return publisher
+
+    async def _expect(self, word: bytes) -> None:
+        assert self.process.stdout is not None
+        async with asyncio.timeout(300):
+            line = await self.process.stdout.readline()
+        if line.strip() != word:
+            raise RuntimeError(f"publisher said {line!r}, not {word!r}")
+
+    async def publish(self, presence: MyPresence) -> None:
+        """Publish presence for every buddy; return once the server accepted each."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{presence.value}\n".encode())
+        await self.process.stdin.drain()
+        await self._expect(b"published")
+
+    async def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(30):
+                await self.process.wait()
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+# ------------------------------------------------------------------------------ server side
+
+
+@dataclass
+class SipDump:
+    """Kamailio's sipdump files: every message it received or sent, with its time."""
+
+    folder: Path
+
+    def messages(
+        self, since: float, until: float = float("inf")
+    ) -> Iterator[tuple[str, float, str]]:
+        """(rcv or snd, time, message text) of the messages between since and until."""
+        for data in sorted(self.folder.glob("*.data")):
+            text = data.read_text(encoding="utf-8", errors="replace")
+            for record in text.split("====================\n"):
+                head, _, message = record.partition("~~~~~~~~~~~~~~~~~~~~\n")
+                tag = re.search(r"^tag: (\w+)$", head, re.MULTILINE)
+                stamp = re.search(r"^time: ([\d.]+)$", head, re.MULTILINE)
+                if tag is None or stamp is None:
+                    continue
+                when = float(stamp.group(1))
+                if since <= when <= until:
+                    yield tag.group(1), when, message
+
+    def notifies(self, since: float, until: float) -> NotifyTraffic:
+        """The NOTIFYs the server sent in the window, and when their answers reached it."""
+        first_sent: dict[tuple[str, str], float] = {}
+        answered: dict[tuple[str, str], float] = {}
+        sent = 0
+        for tag, when, message in self.messages(since, until):
+            call_id = re.search(r"^(?:Call-ID|i):\s*(\S+)", message, re.MULTILINE | re.IGNORECASE)
+            cseq = re.search(r"^CSeq:\s*(\d+)\s+NOTIFY", message, re.MULTILINE | re.IGNORECASE)
+            if call_id is None or cseq is None:
+                continue
+            key = (call_id.group(1), cseq.group(1))
+            if tag == "snd" and message.startswith("NOTIFY "):
+                sent += 1
+                first_sent.setdefault(key, when)
+            elif tag == "rcv" and message.startswith("SIP/2.0 ") and key in first_sent:
+                answered.setdefault(key, when)
+        delays = [answered[key] - first_sent[key] for key in answered]
+        return NotifyTraffic(sent, sent - len(first_sent), delays)
+
+    def last_request(self, since: float) -> float | None:
+        """When the last request reached the server after since."""
+        last = None
+        for tag, when, message in self.messages(since):
+            if tag == "rcv" and not message.startswith("SIP/2.0"):
+                last = when
+        return last
+
+
+@dataclass(frozen=True)
+class NotifyTraffic:
+    """NOTIFYs sent, of them sent again (same Call-ID and CSeq), seconds until each answer."""
+
+    sent: int
+    again: int
+    answer_delays: list[float]
+
+
+def subscribes_received(server: KamailioServer) -> int:
+    output = server.kamcmd("stats.get_statistics", "rcv_requests_subscribe")
+    return int(output.rsplit("=", 1)[1])
+
+
+# ------------------------------------------------------------------------------ Home Assistant
+
+
+@dataclass(frozen=True)
+class StateWrite:
+    """One state the recorder stored: a state write of Home Assistant."""
+
+    entity_id: str
+    state: str
+    last_updated: float
+    attributes: dict[str, Any]
+
+
+class Recorder:
+    """The recorder's database, read beside Home Assistant (which a websocket subscription to
+    every state change would load, and which closes it when thousands of changes queue up)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def writes(self, since: float, until: float = float("inf")) -> list[StateWrite]:
+        """The states written between since and until (wall-clock seconds)."""
+        if not self.path.exists():
+            return []
+        with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as db:
+            rows = db.execute(
+                "SELECT m.entity_id, s.state, s.last_updated_ts, a.shared_attrs"
+                " FROM states s JOIN states_meta m ON s.metadata_id = m.metadata_id"
+                " LEFT JOIN state_attributes a ON s.attributes_id = a.attributes_id"
+                " WHERE s.last_updated_ts >= ? AND s.last_updated_ts <= ?",
+                (since, min(until, 1e12)),
+            ).fetchall()
+        return [
+            StateWrite(entity_id, state, updated, json.loads(attributes or "{}"))
+            for entity_id, state, updated, attributes in rows
+        ]
+
+
+@dataclass(frozen=True)
+class Census:
+    """How many profiles are registered, subscriptions active and buddies in each state."""
+
+    registered: int
+    subscribed: int
+    presence: Counter[str]
+
+    def __str__(self) -> str:
+        return f"{self.registered} registered, {self.subscribed} subscribed"
+
+
+def census(states: list[dict[str, Any]]) -> Census:
+    registered = subscribed = 0
+    presence: Counter[str] = Counter()
+    for state in states:
+        entity_id = state["entity_id"]
+        if not entity_id.startswith("sensor."):
+            continue
+        if entity_id.endswith("_registration"):
+            registered += state["state"] == "registered"
+        elif entity_id.endswith("_subscription"):
+            subscribed += state["state"] == "active"
+        elif is_presence(entity_id):
+            presence[state["state"]] += 1
+    return Census(registered, subscribed, presence)
+
+
+class Hass:
+    """One Home Assistant process with its REST client, its recorder and a websocket to ping."""
+
+    def __init__(self, process: HassProcess) -> None:
+        self.process = process
+        self.client = HassClient(process.base)
+        self.recorder = Recorder(process.config / "home-assistant_v2.db")
+        self.websocket: HassWebsocket | None = None
+        self.census = Census(0, 0, Counter())
+
+    async def start(self) -> tuple[float, float]:
+        """Start and log in; the launch's wall-clock time and the seconds until HTTP answered."""
+        launched = time.time()
+        self.process.start("--skip-pip")
+        if not await asyncio.to_thread(self.process.wait_for_http, 600):
+            raise RuntimeError(f"Home Assistant did not start; see {self.process.log_file}")
+        answered = time.time() - launched
+        await asyncio.to_thread(self.client.login)
+        assert self.client.token is not None
+        self.websocket = HassWebsocket(self.process.base, self.client.token)
+        await self.websocket.connect()
+        return launched, answered
+
+    async def stop(self) -> float:
+        if self.websocket is not None:
+            await self.websocket.close()
+            self.websocket = None
+        return await asyncio.to_thread(self.process.stop, 300, log)
+
+    def sample(self) -> ProcessSample:
+        return self.process.sample()
+
+    async def wait_for(self, done: Callable[[Census], bool], seconds: float, what: str) -> None:
+        """Ask for every state once a second until done says so."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self.census = census(await asyncio.to_thread(self.client.states))
+            if done(self.census):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what}: not within {seconds:.0f} s ({self.census})")
+            await asyncio.sleep(1)
+
+
+def all_up(profiles: int, buddies: int) -> Callable[[Census], bool]:
+    def done(found: Census) -> bool:
+        return found.registered >= profiles and found.subscribed >= profiles * buddies
+
+    return done
+
+
+# ------------------------------------------------------------------------------ report
+
+
+@dataclass
+class Report:
+    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+    def add(
+        self,
+        what: str,
+        value: float,
+        unit: str,
+        target: float | None = None,
+        *,
+        most: bool = True,
+        digits: int = 2,
+    ) -> None:
+        shown = f"{value:.{digits}f} {unit}".strip()
+        if target is None:
+            self.rows.append((what, shown, "", ""))
+            return
+        met = value <= target if most else value >= target
+        sign = "<=" if most else ">="
+        self.rows.append(
+            (what, shown, f"{sign} {target:g} {unit}".strip(), "met" if met else "NOT met")
+        )
+
+    def print(self) -> None:
+        width = max(len(row[0]) for row in self.rows)
+        value_width = max(len(row[1]) for row in self.rows)
+        print()
+        for what, value, target, verdict in self.rows:
+            line = f"{what:<{width}}  {value:>{value_width}}"
+            if target:
+                line += f"   target {target:<14} {verdict}"
+            print(line.rstrip(), flush=True)
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+def create_profiles(
+    client: HassClient, server: KamailioServer, profiles: int, buddies: int
+) -> None:
+    """Each profile through the config flow, then each buddy through the subentry flow."""
+    host, port = server.address("udp")
+
+    def create_profile(index: int) -> str:
+        user = profile_user(index)
+        result = client.config_flow(
+            "sip_profiles",
+            "manual",
+            {
+                "aor": server.aor(user),
+                "password": password(user),
+                "advanced": {"registrar": f"{host}:{port}", "transport": "udp"},
+            },
+        )
+        if result.get("type") != "create_entry":
+            raise RuntimeError(f"profile {user}: {result}")
+        return str(result["result"]["entry_id"])
+
+    def add_buddies(job: tuple[int, str]) -> None:
+        index, entry_id = job
+        for offset in range(buddies):
+            buddy = buddy_user((index + offset) % profiles)
+            result = client.subentry_flow(
+                entry_id,
+                "buddy",
+                {
+                    "uri": server.aor(buddy),
+                    "name": f"{profile_user(index)} {buddy}",
+                    "watch": "presence",
+                },
+            )
+            if result.get("type") != "create_entry":
+                raise RuntimeError(f"buddy {buddy} of {profile_user(index)}: {result}")
+
+    with ThreadPoolExecutor(4) as pool:
+        entry_ids = list(pool.map(create_profile, range(profiles)))
+        log(f"{profiles} profiles created")
+        list(pool.map(add_buddies, enumerate(entry_ids)))
+    log(f"{profiles * buddies} buddies added")
+
+
+async def run(args: argparse.Namespace) -> None:
+    profiles, buddies = args.profiles, args.buddies
+    subscriptions = profiles * buddies
+    accounts = {u: password(u) for i in range(profiles) for u in (profile_user(i), buddy_user(i))}
+    python = Path(args.hass_python)
+    workdir = Path(tempfile.mkdtemp(prefix="ha-scale-"))
+    report = Report()
+    server = KamailioServer(accounts=accounts, state_dir=workdir / "kamailio")
+    hass: Hass | None = None
+    publisher: Publisher | None = None
+    try:
+        server.start()
+        dump = SipDump(server.state_dir / "sipdump")
+        config = workdir / "config"
+        port = prepare_config(
+            config,
+            free_port(),
+            configuration_yaml(
+                "sip_profiles scale benchmark",
+                integrations=(*BASE_INTEGRATIONS, "recorder"),
+                default_level="warning",
+            ),
+            python=python,
+        )
+        hass = Hass(HassProcess(config, port, python=python))
+        version = hass.process.version()
+        log(f"Home Assistant {version} in {workdir}; Kamailio on {server.address('udp')}")
+
+        await hass.start()
+        await asyncio.sleep(SETTLE)
+        bare = hass.sample()
+        log(f"bare Home Assistant: {bare.rss_bytes / 2**20:.0f} MiB")
+
+        await asyncio.to_thread(create_profiles, hass.client, server, profiles, buddies)
+        await hass.wait_for(all_up(profiles, buddies), args.wait, "all up")
+        log(f"all up: {hass.census}")
+        await hass.stop()
+
+        # -- restart
+        before = subscribes_received(server)
+        launched, answered = await hass.start()
+        try:
+            await hass.wait_for(all_up(profiles, buddies), args.wait, "restart")
+        finally:
+            log(f"after the restart: {hass.census}")
+        up = time.time() - launched
+        await asyncio.sleep(BURST_TAIL)  # retransmissions still under way count too
+        restart_subscribes = subscribes_received(server) - before
+        report.add("restart: Home Assistant answered HTTP after", answered, "s")
+        report.add("restart: all registered and subscribed after", up, "s")
+        report.add(
+            "restart: SUBSCRIBEs per subscription", restart_subscribes / subscriptions, "", 2.05
+        )
+
+        # -- idle
+        quiet = await wait_quiet(hass, args.wait)
+        report.add("restart: Home Assistant quiet after", quiet - launched, "s")
+        idle_start, idle_sample = time.time(), hass.sample()
+        await asyncio.sleep(args.idle)
+        idle_end, idle_sample_end = time.time(), hass.sample()
+        idle_seconds = idle_end - idle_start
+        idle_cpu = (idle_sample_end.cpu_seconds - idle_sample.cpu_seconds) / idle_seconds
+        await asyncio.sleep(BURST_TAIL)  # the recorder commits every 5 s
+        idle_writes = len(hass.recorder.writes(idle_start, idle_end)) * 60 / idle_seconds
+        report.add("idle: CPU", idle_cpu * 100, "%", 0.1)
+        report.add("idle: state writes", idle_writes, "/min", 0, digits=1)
+        rss_per_buddy = (idle_sample_end.rss_bytes - bare.rss_bytes) / subscriptions
+        report.add(
+            "RSS per buddy over a bare Home Assistant", rss_per_buddy / 1000, "KB", 60, digits=1
+        )
+
+        # -- burst
+        publisher = await Publisher.start(server, profiles)
+        await publisher.publish(MyPresence.AVAILABLE)  # the nonces, and a known state
+        await hass.wait_for(
+            lambda found: found.presence["online"] >= subscriptions, args.wait, "warm-up"
+        )
+        await asyncio.sleep(BURST_TAIL)
+        await burst(hass, publisher, dump, report, subscriptions, args.wait, idle_cpu)
+        await publisher.close()
+        publisher = None
+
+        # -- stop
+        stop_started = time.time()
+        stop_seconds = await hass.stop()
+        last_request = dump.last_request(stop_started)
+        sip_work = 0.0 if last_request is None else last_request - stop_started
+        errors = hass.process.log_lines("ERROR")
+        stop_errors = [line for line in errors if timestamp(line[:29]) >= stop_started]
+        left = sum(len(server.bindings(profile_user(i))) for i in range(profiles))
+        report.add("stop: process exited after", stop_seconds, "s")
+        report.add("stop: SIP work done after", sip_work, "s", 5)
+        report.add("stop: errors logged", len(stop_errors), "", 0, digits=0)
+        report.add("errors logged from the restart to the end", len(errors), "", 0, digits=0)
+        report.add("stop: bindings left", left, "", 0, digits=0)
+        if errors:
+            log("first error: " + errors[0][:1000])
+        print(
+            f"\nHome Assistant {version}, {profiles} profiles x {buddies} buddies,"
+            f" recorder on, UDP, Kamailio on loopback"
+        )
+        report.print()
+    finally:
+        if publisher is not None:
+            await publisher.close()
+        if hass is not None:
+            await hass.stop()
+        server.stop()
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def wait_quiet(hass: Hass, seconds: float) -> float:
+    """Wait until Home Assistant used less than QUIET_CPU over QUIET_WINDOW; return when."""
+    deadline = time.monotonic() + seconds
+    before = hass.sample().cpu_seconds
+    while time.monotonic() < deadline:
+        await asyncio.sleep(QUIET_WINDOW)
+        after = hass.sample().cpu_seconds
+        if after - before < QUIET_CPU * QUIET_WINDOW:
+            return time.time()
+        before = after
+    raise RuntimeError(f"Home Assistant was not quiet within {seconds:.0f} s")
+
+
+async def burst(
+    hass: Hass,
+    publisher: Publisher,
+    dump: SipDump,
+    report: Report,
+    subscriptions: int,
+    wait: float,
+    idle_cpu: float,
+) -> None:
+    """PUBLISH busy for every buddy at once; measure until every watcher's state shows it."""
+    assert hass.websocket is not None
+    websocket = hass.websocket
+    round_trips: list[float] = []
+    pinging = True
+
+    async def ping() -> None:
+        while pinging:
+            round_trips.append(await websocket.ping())
+            await asyncio.sleep(PING_EVERY)
+
+    def busy_buddies(writes: list[StateWrite]) -> dict[str, StateWrite]:
+        """The first busy write of each buddy's presence sensor."""
+        first: dict[str, StateWrite] = {}
+        for write in sorted(writes, key=lambda w: w.last_updated):
+            if is_presence(write.entity_id) and write.state == "busy":
+                first.setdefault(write.entity_id, write)
+        return first
+
+    pinger = asyncio.create_task(ping())
+    started, cpu_before = time.time(), hass.sample().cpu_seconds
+    await publisher.publish(MyPresence.BUSY)
+    deadline = time.monotonic() + wait
+    while len(busy_buddies(await asyncio.to_thread(hass.recorder.writes, started))) < subscriptions:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the burst: not every buddy busy within {wait:.0f} s")
+        await asyncio.sleep(1)
+    await asyncio.sleep(BURST_TAIL)
+    ended, cpu_after = time.time(), hass.sample().cpu_seconds
+    pinging = False
+    await pinger
+    await asyncio.sleep(BURST_TAIL)  # the recorder commits every 5 s
+
+    writes = await asyncio.to_thread(hass.recorder.writes, started, ended)
+    changes = busy_buddies(writes)
+    latencies = [
+        write.last_updated - sent_at(write.attributes.get("note"), started)
+        for write in changes.values()
+    ]
+    other = [w for w in writes if not is_presence(w.entity_id)]
+    notifies = dump.notifies(started, ended)
+    cpu_per_change = (cpu_after - cpu_before - idle_cpu * (ended - started)) / len(changes)
+    print(
+        f"\nburst: {len(changes)} buddy changes, {len(writes)} state writes,"
+        f" {notifies.sent} NOTIFYs sent by the server",
+        flush=True,
+    )
+    report.add("burst: PUBLISH->state latency p50", quantile(latencies, 0.5), "s")
+    report.add("burst: PUBLISH->state latency p99", quantile(latencies, 0.99), "s", 1.5)
+    report.add("burst: PUBLISH->state latency max", max(latencies), "s")
+    report.add("burst: state writes per change", len(writes) / len(changes), "", 1)
+    report.add("burst: writes to other entities per change", len(other) / len(changes), "", 0)
+    report.add("burst: HA CPU per change (above idle)", cpu_per_change * 1000, "ms", 1.5)
+    report.add("burst: event-loop round trip p99", quantile(round_trips, 0.99), "s", digits=3)
+    report.add("burst: event-loop round trip max", max(round_trips), "s", 1, digits=3)
+    report.add(
+        "burst: NOTIFYs retransmitted by the server",
+        notifies.again * 100 / max(notifies.sent, 1),
+        "%",
+        1,
+    )
+    report.add(
+        "burst: NOTIFY->answer at the server p50", quantile(notifies.answer_delays, 0.5), "s"
+    )
+    report.add(
+        "burst: NOTIFY->answer at the server p99", quantile(notifies.answer_delays, 0.99), "s"
+    )
+
+
+def hass_python() -> str:
+    """The newest release's interpreter (scripts/setup-hass makes its virtualenv if missing)."""
+    if found := os.environ.get("SIP_PROFILES_HASS_PYTHON"):
+        return found
+    return subprocess.run(
+        [str(ROOT / "scripts" / "setup-hass")], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--publish"]:
+        host, port, buddies = argv[1:4]
+        asyncio.run(publish(host, int(port), int(buddies)))
+        return
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.ha_scale",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--profiles", type=int, default=200)
+    parser.add_argument("--buddies", type=int, default=10, help="per profile")
+    parser.add_argument("--idle", type=float, default=60, help="seconds of idle measured")
+    parser.add_argument("--wait", type=float, default=600, help="seconds any one step may take")
+    parser.add_argument("--deadline", type=float, default=2400, help="seconds the run may take")
+    parser.add_argument("--hass-python", help="the Home Assistant's interpreter")
+    parser.add_argument("--keep", action="store_true", help="keep the config dir and logs")
+    args = parser.parse_args(argv)
+    if args.buddies > args.profiles:
+        parser.error("--buddies must not exceed --profiles (buddy j of profile i is b(i+j))")
+    args.hass_python = args.hass_python or hass_python()
+
+    async def bounded() -> None:
+        async with asyncio.timeout(args.deadline):
+            await run(args)
+
+    asyncio.run(bounded())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
