@@ -1,4 +1,4 @@
-"""Binary sensor of a SIP profile: whether the registrar holds its binding.
+"""Binary sensors of a SIP profile: whether the registrar holds its binding, whether a call rings.
 
 The registration sensor tells how the registration is doing in words; this one is the yes/no
 for automations and connectivity cards, and sits with the diagnostic entities so that the
@@ -6,6 +6,9 @@ device page does not show the same fact twice side by side.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
@@ -18,6 +21,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import SipProfileConfigEntry, SipProfileCoordinator
 from .entity import SipProfileEntity
+from .line import call_attributes
 from .sip.registration import RegistrationState
 
 PARALLEL_UPDATES = 0
@@ -36,7 +40,12 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the binary sensor of a profile."""
-    async_add_entities([SipProfileRegisteredSensor(entry.runtime_data)])
+    async_add_entities(
+        [
+            SipProfileRegisteredSensor(entry.runtime_data),
+            SipProfileRingingSensor(entry.runtime_data),
+        ]
+    )
 
 
 class SipProfileRegisteredSensor(SipProfileEntity, BinarySensorEntity):
@@ -52,3 +61,40 @@ class SipProfileRegisteredSensor(SipProfileEntity, BinarySensorEntity):
     def is_on(self) -> bool:
         """Whether the profile is registered."""
         return self.coordinator.data.status.state is RegistrationState.REGISTERED
+
+
+RINGING = BinarySensorEntityDescription(key="ringing", translation_key="ringing")
+
+
+class SipProfileRingingSensor(SipProfileEntity, BinarySensorEntity):
+    """On while a call to the profile rings (available while calls are shown)."""
+
+    entity_description = RINGING
+
+    def __init__(self, coordinator: SipProfileCoordinator) -> None:
+        """Create the ringing sensor."""
+        super().__init__(coordinator, RINGING.key)
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the calls."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.line.async_add_state_listener(self.async_write_ha_state)
+        )
+
+    @property
+    def available(self) -> bool:
+        """Calls are shown only when the option is on."""
+        return super().available and self.coordinator.line.show_calls
+
+    @property
+    def is_on(self) -> bool:
+        """Whether a call rings."""
+        return bool(self.coordinator.line.ringing)
+
+    @property
+    def extra_state_attributes(self) -> Mapping[str, Any]:
+        """Who calls (the newest ringing call), and how many ring."""
+        ringing = self.coordinator.line.ringing
+        newest = call_attributes(ringing[-1]) if ringing else {}
+        return {"calls": len(ringing), **newest}

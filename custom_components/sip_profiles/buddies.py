@@ -31,12 +31,14 @@ from .const import (
     CONF_WATCH,
     DOMAIN,
     LOGGER,
+    MWI_PACKAGE,
     SUBENTRY_BUDDY,
     WATCH_DIALOG,
     WATCH_PRESENCE,
 )
 from .profile import InvalidAddressError, parse_address
 from .sip.aio.runner import UserAgentRunner
+from .sip.client import FailureReason
 from .sip.documents import (
     ApplyResult,
     DialogInfo,
@@ -54,6 +56,7 @@ from .sip.documents import (
     parse_watcherinfo,
     summarize,
 )
+from .sip.documents.message_summary import MessageSummary, parse_message_summary
 from .sip.errors import LocalProtocolError
 from .sip.subscription import (
     NotifyReceived,
@@ -122,6 +125,8 @@ class Watched:
     activities: tuple[str, ...] = ()
     lamp: Lamp = field(default_factory=lambda: Lamp(LampState.IDLE))
     watchers: tuple[Watcher, ...] = ()
+    summary: MessageSummary | None = None
+    """What the voicemail server said last (message-summary)."""
     notifies: int = 0
     """NOTIFY bodies applied since the profile started."""
 
@@ -144,15 +149,16 @@ class _NoDialogs:
 
 
 NO_DIALOGS = _NoDialogs()
+NO_MESSAGES = MessageSummary(waiting=False)
 
-type _Parsed = _Presence | DialogInfo | _NoDialogs | WatcherInfo | None
+type _Parsed = _Presence | DialogInfo | _NoDialogs | WatcherInfo | MessageSummary | None
 
 
 def parse_notify(package: str, body: bytes, language: str | None) -> _Parsed:
     """Read a NOTIFY body of ``package``; runs in the executor (XML).
 
-    An empty presence body is unknown presence; an empty dialog body means no dialogs. A body
-    that cannot be read is logged and ignored (None).
+    An empty presence body is unknown presence; an empty dialog body means no dialogs, an empty
+    message summary no messages. A body that cannot be read is logged and ignored (None).
     """
     empty = not body.strip()
     try:
@@ -167,7 +173,12 @@ def parse_notify(package: str, body: bytes, language: str | None) -> _Parsed:
             )
         if package == WATCH_DIALOG:
             return NO_DIALOGS if empty else parse_dialog_info(body)
-        return None if empty else parse_watcherinfo(body)
+        if package == MWI_PACKAGE:
+            # A mailbox with no state published yet has nothing waiting.
+            return NO_MESSAGES if empty else parse_message_summary(body)
+        if empty:
+            return None
+        return parse_watcherinfo(body)
     except DocumentError as err:
         LOGGER.debug("Ignoring an unreadable %s document: %s", package, err)
         return None
@@ -383,6 +394,8 @@ class ProfileSubscriptions:
                 self._logged_down.discard(key)
                 LOGGER.info("%s: subscription to %s is back", self._title, what)
             return
+        if status.reason is FailureReason.NOT_OFFERED and key.package == MWI_PACKAGE:
+            return  # many servers keep no mailbox: the diagnostic sensor says so, no warning
         down = status.state is SubscriptionState.FAILED or (
             status.state is SubscriptionState.SUBSCRIBING and status.reason is not None
         )
@@ -415,6 +428,8 @@ class ProfileSubscriptions:
             elif parsed is NO_DIALOGS:
                 tracker.reset()
             current = replace(current, lamp=tracker.lamp)
+        elif isinstance(parsed, MessageSummary):
+            current = replace(current, summary=parsed)
         elif isinstance(parsed, WatcherInfo):
             tracker_w = self._watcher_trackers.setdefault(key, WatcherTracker())
             self._check(key, tracker_w.apply(parsed))

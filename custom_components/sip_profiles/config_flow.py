@@ -61,11 +61,14 @@ from .const import (
     CONF_PUBLISH_PRESENCE,
     CONF_REALM,
     CONF_REGISTRAR,
+    CONF_SHOW_CALLS,
     CONF_TRANSPORT,
     CONF_VERIFY_TLS,
+    CONF_VOICEMAIL_URI,
     DEFAULT_EXPIRES,
     DEFAULT_KEEPALIVE,
     DEFAULT_PUBLISH_PRESENCE,
+    DEFAULT_SHOW_CALLS,
     DOMAIN,
     LOGGER,
     MAX_EXPIRES,
@@ -533,14 +536,16 @@ class SipProfilesOptionsFlow(OptionsFlow):
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Show and store the options."""
-        if user_input is not None:
+        errors: dict[str, str] = {}
+        line_options = None if user_input is None else _line_options(user_input, errors)
+        if user_input is not None and line_options is not None:
             options: dict[str, Any] = {
                 CONF_EXPIRES: int(user_input[CONF_EXPIRES]),
                 CONF_KEEPALIVE: int(user_input[CONF_KEEPALIVE]),
             }
             if user_input.get(CONF_PUBLISH_PRESENCE, DEFAULT_PUBLISH_PRESENCE):
                 options[CONF_PUBLISH_PRESENCE] = True  # absent: not published
-            return self.async_create_entry(data=options)
+            return self.async_create_entry(data={**options, **line_options})
         entry = self.config_entry
         current = {
             CONF_EXPIRES: entry.options.get(
@@ -550,6 +555,11 @@ class SipProfilesOptionsFlow(OptionsFlow):
         }
         if CONF_PUBLISH_PRESENCE in entry.options:
             current[CONF_PUBLISH_PRESENCE] = entry.options[CONF_PUBLISH_PRESENCE]
+        for key in (CONF_SHOW_CALLS, CONF_VOICEMAIL_URI):
+            if key in entry.options:
+                current[key] = entry.options[key]
+        if user_input is not None:
+            current = user_input  # refused: show what was entered
         schema = vol.Schema(
             {
                 vol.Required(CONF_EXPIRES, default=DEFAULT_EXPIRES): OPTIONS_EXPIRES,
@@ -557,10 +567,28 @@ class SipProfilesOptionsFlow(OptionsFlow):
                 vol.Required(
                     CONF_PUBLISH_PRESENCE, default=DEFAULT_PUBLISH_PRESENCE
                 ): BooleanSelector(),
+                vol.Required(CONF_SHOW_CALLS, default=DEFAULT_SHOW_CALLS): BooleanSelector(),
+                vol.Optional(CONF_VOICEMAIL_URI): TEXT,
             }
         )
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(schema, current),
             description_placeholders=EXPIRES_LIMITS,
+            errors=errors,
         )
+
+
+def _line_options(user_input: Mapping[str, Any], errors: dict[str, str]) -> dict[str, Any] | None:
+    """Calls shown and the voicemail address, as stored; None (and ``errors``) when unreadable."""
+    options: dict[str, Any] = {}
+    if user_input.get(CONF_SHOW_CALLS, DEFAULT_SHOW_CALLS):
+        options[CONF_SHOW_CALLS] = True  # absent: calls get 480
+    voicemail = str(user_input.get(CONF_VOICEMAIL_URI) or "").strip()
+    if voicemail:
+        try:
+            options[CONF_VOICEMAIL_URI] = str(parse_address(voicemail))
+        except InvalidAddressError:
+            errors[CONF_VOICEMAIL_URI] = "invalid_voicemail_uri"
+            return None
+    return options

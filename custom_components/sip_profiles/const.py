@@ -44,6 +44,14 @@ CONF_PUBLISH_PRESENCE: Final = "publish_presence"
 """Whether the profile publishes our presence (select and note) and watches who watches it."""
 DEFAULT_PUBLISH_PRESENCE: Final = False
 
+# Options: what the line tells.
+CONF_SHOW_CALLS: Final = "show_calls"
+"""Whether incoming calls ring (180, never answered) and are shown; else they get 480."""
+DEFAULT_SHOW_CALLS: Final = False
+CONF_VOICEMAIL_URI: Final = "voicemail_uri"
+"""Where to subscribe to message-summary; the profile's own address when absent."""
+MWI_PACKAGE: Final = "message-summary"
+
 # Buddies: config subentries of a profile.
 SUBENTRY_BUDDY: Final = "buddy"
 CONF_BUDDY_URI: Final = "uri"

@@ -32,15 +32,20 @@ from .const import (
     CONF_ENABLED,
     CONF_MASTER,
     CONF_PUBLISH_PRESENCE,
+    CONF_SHOW_CALLS,
+    CONF_VOICEMAIL_URI,
     DEFAULT_PUBLISH_PRESENCE,
+    DEFAULT_SHOW_CALLS,
     DOMAIN,
     LOGGER,
     SETUP_TIMEOUT,
     SHUTDOWN_TIMEOUT,
     WATCHER_INFO_PACKAGE,
 )
+from .line import ProfileLine
 from .profile import (
     FAILURE_KEYS,
+    InvalidAddressError,
     ProfileError,
     async_register_once,
     async_start_runner,
@@ -180,6 +185,12 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
         """Whether the outage of our publication was logged (once, as its return will be)."""
         self.subscriptions = ProfileSubscriptions(hass, entry.title)
         self.buddies: dict[str, Buddy] = buddies_of(entry)
+        self.line = ProfileLine(
+            entry.title,
+            self.subscriptions,
+            _voicemail_uri(entry),
+            show_calls=entry.options.get(CONF_SHOW_CALLS, DEFAULT_SHOW_CALLS),
+        )
         self._buddy_listeners: list[BuddyListener] = []
         self.device_id: str | None = None
         self._stop_listening: CALLBACK_TYPE | None = None
@@ -237,6 +248,7 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
                     ) from err
                 # Other rejections stay visible as a failed registration (and a repair issue).
         self.subscriptions.attach(runner)
+        self.line.attach(runner)
         self.subscriptions.set_wanted(self._wanted_subscriptions())
         if self._enabled:
             self.subscriptions.resume()
@@ -258,6 +270,7 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
         if runner is None:
             return
         self.subscriptions.detach()
+        self.line.detach()
         if self._stop_listening is not None:
             self._stop_listening()
             self._stop_listening = None
@@ -369,6 +382,7 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
         wanted = [(buddy.key, buddy.uri) for buddy in self.buddies.values()]
         if self.watcher_info_key is not None:
             wanted.append((self.watcher_info_key, self._aor))
+        wanted.append((self.line.voicemail_key, self.line.voicemail_uri))
         return wanted
 
     @callback
@@ -669,6 +683,17 @@ def _settings_of(entry: ConfigEntry) -> tuple[dict[str, Any], dict[str, Any]]:
     """What a reload would change: the options and the data except the enabled flag."""
     data = {key: value for key, value in entry.data.items() if key != CONF_ENABLED}
     return data, dict(entry.options)
+
+
+def _voicemail_uri(entry: ConfigEntry) -> SipUri:
+    """Where voicemail waiting is subscribed: the options' voicemail URI, else the AOR."""
+    voicemail = entry.options.get(CONF_VOICEMAIL_URI)
+    if voicemail:
+        try:
+            return parse_address(voicemail)
+        except InvalidAddressError:
+            LOGGER.error("%s: unreadable voicemail address %r", entry.title, voicemail)
+    return parse_address(entry.data[CONF_AOR])
 
 
 def settings_changed(entry: SipProfileConfigEntry) -> bool:

@@ -25,10 +25,12 @@ from .const import (
     CONF_OUTBOUND_PROXY,
     CONF_REALM,
     CONF_REGISTRAR,
+    CONF_SHOW_CALLS,
     CONF_TRANSPORT,
     CONF_VERIFY_TLS,
     DEFAULT_EXPIRES,
     DEFAULT_KEEPALIVE,
+    DEFAULT_SHOW_CALLS,
     SETUP_TIMEOUT,
     SHUTDOWN_TIMEOUT,
     TRANSPORT_AUTO,
@@ -122,6 +124,7 @@ def user_agent_settings(data: Mapping[str, Any], options: Mapping[str, Any]) -> 
         expires=int(options.get(CONF_EXPIRES, data.get(CONF_EXPIRES, DEFAULT_EXPIRES))),
         keepalive_interval=float(keepalive) if keepalive else None,
         user_agent="HomeAssistant-SIPProfiles",
+        show_calls=bool(options.get(CONF_SHOW_CALLS, DEFAULT_SHOW_CALLS)),
     )
 
 

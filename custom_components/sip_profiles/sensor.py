@@ -4,6 +4,8 @@ On the profile's device: the registration state, the other devices' bindings and
 profile publishes its presence, who watches it (``presence.winfo``). On each buddy's device:
 its presence or its busy lamp, unavailable while the subscription is down, and the
 subscription itself (a diagnostic sensor that stays available and tells why it is down).
+Voicemail waiting (RFC 3842) on the profile's device: new messages, and the message-summary
+subscription as a diagnostic sensor (``not_offered`` where the server keeps no mailbox).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from .buddies import Buddy, Watched
 from .const import DOMAIN, WATCH_DIALOG
 from .coordinator import ProfileData, SipProfileConfigEntry, SipProfileCoordinator
 from .entity import ChangedStateEntity, SipProfileEntity, present
+from .line import summary_attributes
+from .sip.client import FailureReason
 from .sip.documents import LampState, PresenceState
 from .sip.subscription import SubscriptionKey, SubscriptionState
 
@@ -99,6 +103,9 @@ async def async_setup_entry(
     async_add_entities(SipProfileSensor(coordinator, description) for description in SENSORS)
     if (key := coordinator.watcher_info_key) is not None:
         async_add_entities([SipWatchersSensor(coordinator, key)])
+    async_add_entities(
+        [SipVoicemailSensor(coordinator), SipVoicemailSubscriptionSensor(coordinator)]
+    )
 
     def add_buddies(buddies: list[Buddy]) -> None:
         for buddy in buddies:
@@ -196,6 +203,82 @@ class SipWatchersSensor(SipProfileEntity, ChangedStateEntity, SensorEntity):
     def extra_state_attributes(self) -> Mapping[str, Any]:
         """Who they are."""
         return watcher_attributes(self._watched)
+
+
+# -- voicemail ---------------------------------------------------------------------------------
+
+VOICEMAIL = SensorEntityDescription(key="voicemail", translation_key="voicemail")
+VOICEMAIL_SUBSCRIPTION = SensorEntityDescription(
+    key="voicemail_subscription",
+    translation_key="voicemail_subscription",
+    device_class=SensorDeviceClass.ENUM,
+    entity_category=EntityCategory.DIAGNOSTIC,
+    options=[*(state.value for state in SubscriptionState), FailureReason.NOT_OFFERED.value],
+)
+
+
+class SipVoicemailSensor(SipProfileEntity, SensorEntity):
+    """New voicemail messages; unknown until the server said how many."""
+
+    entity_description = VOICEMAIL
+
+    def __init__(self, coordinator: SipProfileCoordinator) -> None:
+        """Create the voicemail sensor."""
+        super().__init__(coordinator, VOICEMAIL.key)
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the message summaries."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.line.async_add_state_listener(self.async_write_ha_state)
+        )
+
+    @property
+    def native_value(self) -> int | None:
+        """How many new voice messages wait."""
+        summary = self.coordinator.line.summary
+        return summary.new_messages if summary is not None else None
+
+    @property
+    def extra_state_attributes(self) -> Mapping[str, Any] | None:
+        """Old and urgent messages, and the message account."""
+        summary = self.coordinator.line.summary
+        return summary_attributes(summary) if summary is not None else None
+
+
+class SipVoicemailSubscriptionSensor(SipProfileEntity, SensorEntity):
+    """The message-summary subscription: ``not_offered`` where the server has no mailbox."""
+
+    entity_description = VOICEMAIL_SUBSCRIPTION
+
+    def __init__(self, coordinator: SipProfileCoordinator) -> None:
+        """Create the diagnostic sensor of the voicemail subscription."""
+        super().__init__(coordinator, VOICEMAIL_SUBSCRIPTION.key)
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the subscription."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.line.async_add_state_listener(self.async_write_ha_state)
+        )
+
+    @property
+    def native_value(self) -> str:
+        """The subscription's state; a 489 reads ``not_offered``."""
+        status = self.coordinator.line.subscription
+        if status.reason is FailureReason.NOT_OFFERED:
+            return FailureReason.NOT_OFFERED.value
+        return status.state.value
+
+    @property
+    def extra_state_attributes(self) -> Mapping[str, Any]:
+        """Why it is down, and when it tries again."""
+        line = self.coordinator.line
+        watched = self.coordinator.subscriptions.watched(line.voicemail_key)
+        return {
+            "uri": str(line.voicemail_uri),
+            **subscription_attributes(watched, self.coordinator),
+        }
 
 
 # -- buddies -----------------------------------------------------------------------------------

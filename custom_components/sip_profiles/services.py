@@ -1,4 +1,4 @@
-"""The actions of SIP Profiles: enable, disable, refresh, list and remove bindings.
+"""The actions of SIP Profiles: enable, disable, refresh, list and remove bindings; decline a call.
 
 Every action targets profiles by ``config_entry_id`` and/or ``device_id``. ``refresh`` needs
 an enabled profile (there is no registration to refresh otherwise); ``list_bindings`` and
@@ -37,6 +37,8 @@ SERVICE_DISABLE = "disable"
 SERVICE_REFRESH = "refresh"
 SERVICE_LIST_BINDINGS = "list_bindings"
 SERVICE_UNREGISTER_ALL = "unregister_all"
+SERVICE_DECLINE_CALL = "decline_call"
+ATTR_CALL_ID = "call_id"
 
 SERVICE_SCHEMA = vol.Schema(
     {
@@ -191,6 +193,30 @@ async def _async_unregister_all(call: ServiceCall) -> ServiceResponse:
     return {"removed": total, "profiles": profiles}
 
 
+DECLINE_CALL_SCHEMA = SERVICE_SCHEMA.extend({vol.Optional(ATTR_CALL_ID): cv.string})
+
+
+async def _async_decline_call(call: ServiceCall) -> None:
+    """Answer the ringing call (or the one named) 603 Decline; the PBX stops every phone.
+
+    Each targeted profile declines its newest ringing call, or the call named; it is an error
+    when none of them had such a call.
+    """
+    call_id = call.data.get(ATTR_CALL_ID)
+    coordinators = _coordinators(call.hass, call)
+    declined = False
+    for coordinator in coordinators:
+        declined = coordinator.line.decline(call_id) or declined
+    if not declined:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="no_ringing_call",
+            translation_placeholders={
+                "profile": ", ".join(c.config_entry.title for c in coordinators)
+            },
+        )
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the actions (once, from ``async_setup``)."""
@@ -210,4 +236,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         _async_unregister_all,
         schema=SERVICE_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN, SERVICE_DECLINE_CALL, _async_decline_call, schema=DECLINE_CALL_SCHEMA
     )

@@ -155,7 +155,7 @@ def find_installation() -> Installation:
     )
     if modules is None:
         raise KamailioUnavailable("Kamailio presence modules not installed")
-    for module in ("tls.so", "db_sqlite.so", "presence_dialoginfo.so"):
+    for module in ("tls.so", "db_sqlite.so", "presence_dialoginfo.so", "presence_mwi.so"):
         if not (modules / module).exists():
             raise KamailioUnavailable(f"Kamailio module {module} not installed")
     schemas = _find_dir(
@@ -634,8 +634,12 @@ class KamailioServer:
         """Answer a wrong password with 403 instead of a fresh 401 challenge."""
         self._set_int("faults", "auth_403", 1 if enabled else 0)
 
+    def set_no_mwi(self, enabled: bool) -> None:
+        """Answer message-summary SUBSCRIBE and PUBLISH with 489 (no voicemail offered)."""
+        self._set_int("faults", "no_mwi", 1 if enabled else 0)
+
     def set_proxy_auth(self, enabled: bool) -> None:
-        """Challenge SUBSCRIBE and PUBLISH with 407 Proxy-Authenticate (REGISTER stays 401)."""
+        """Challenge SUBSCRIBE, PUBLISH and MESSAGE with 407 (REGISTER stays 401)."""
         self._set_int("settings", "proxy_auth", 1 if enabled else 0)
 
     def set_fix_nated_contact(self, enabled: bool) -> None:
@@ -647,6 +651,7 @@ class KamailioServer:
         self.set_register_503(0)
         self.set_drop_every(0)
         self.set_auth_403(False)
+        self.set_no_mwi(False)
         self.set_proxy_auth(False)
         self.set_fix_nated_contact(self.fix_nated_contact)
 

@@ -355,7 +355,16 @@ async def test_diagnostics_show_every_subscription(
             "status_code": 200,
             "expires": 3600,
             "notifies": 1,
-        }
+        },
+        {
+            "uri": "sip:alice@sip.test",
+            "package": "message-summary",
+            "state": "active",
+            "reason": None,
+            "status_code": 200,
+            "expires": 3600,
+            "notifies": 1,
+        },
     ]
 
 

@@ -98,6 +98,7 @@ async def test_a_package_not_offered_is_named(
     hass: HomeAssistant, make_entry: MakeEntry, kamailio_clean: KamailioServer
 ) -> None:
     """A 489 (the server does not offer the event package) suggests the other kind of watching."""
+    kamailio_clean.set_no_mwi(True)
     entry = make_entry()
     await setup_entry(hass, entry)
     with patch(

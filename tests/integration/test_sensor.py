@@ -31,6 +31,7 @@ from .helpers import (  # noqa: F401 - fixtures
 )
 
 REGISTRATION = "sensor.sip_alice_sip_test_registration"
+VOICEMAIL_SUBSCRIPTION = "sensor.sip_alice_sip_test_voicemail_subscription"
 OTHER_BINDINGS = "sensor.sip_alice_sip_test_other_bindings"
 
 
@@ -64,6 +65,11 @@ async def test_sensors(
     freezer.move_to(FROZEN_AT)
     entry = fixed_entry(profile_data)
     await setup_entry(hass, entry)
+    # The voicemail subscription follows the registration: the snapshot shows it settled.
+    await wait_for(
+        hass,
+        lambda: getattr(hass.states.get(VOICEMAIL_SUBSCRIPTION), "state", None) == "active",
+    )
     snapshot_entities(hass, entity_registry, snapshot, entry.entry_id)
 
 
@@ -135,9 +141,13 @@ async def test_failure_details_then_recovery(
         if record.name.startswith("custom_components.sip_profiles")
         and record.levelno >= logging.INFO
     ]
+    # The voicemail subscription is made again in a new dialog once the registration is back.
+    voicemail = "sip:alice@sip.test: subscription to message-summary of sip:alice@sip.test"
     assert logged == [
         ("INFO", "sip:alice@sip.test: registration failed (server_error, 503 Service Unavailable)"),
         ("INFO", "sip:alice@sip.test: registered again"),
+        ("INFO", f"{voicemail} is down (dialog_lost)"),
+        ("INFO", f"{voicemail} is back"),
     ]
     assert attributes["refresh_at"] == "2026-11-21T12:56:00+00:00"
 

@@ -310,6 +310,7 @@ async def test_watcher_info_shows_a_new_watcher(
 async def test_a_package_the_server_does_not_offer_is_reported(
     make_client: Callable[..., Client], kamailio_clean: KamailioServer
 ) -> None:
+    kamailio_clean.set_no_mwi(True)
     alice = await registered(make_client("alice"))
     key = alice.runner.subscribe(parse_sip_uri(kamailio_clean.aor("alice")), "message-summary")
     await alice.wait_for(lambda: alice.state(key) is SubscriptionState.FAILED)

@@ -418,7 +418,7 @@ def incoming(method: str, branch: str = "z9hG4bKin1") -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("method", "status"), [("OPTIONS", 200), ("INVITE", 405), ("NOTIFY", 481), ("FROB", 501)]
+    ("method", "status"), [("OPTIONS", 200), ("INVITE", 480), ("NOTIFY", 481), ("FROB", 501)]
 )
 def test_incoming_requests_are_answered(method: str, status: int) -> None:
     harness = Harness.create()

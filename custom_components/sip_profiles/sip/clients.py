@@ -14,18 +14,19 @@ from .admission import ChallengeGate, PacingPolicy, StartPacer
 from .auth import DigestClient
 from .errors import RemoteProtocolError
 from .message import Request, Response
+from .messaging import OutgoingMessage
 from .publication import Publication
 from .registration import Registration
 from .subscription import Subscription, SubscriptionKey
 from .transaction import ClientKey, ClientTransaction, ClientTransactionFailure, earliest
 from .uri import SipUri
 
-type AnyClient = Registration | Publication | Subscription
+type AnyClient = Registration | Publication | Subscription | OutgoingMessage
 """A client of the user agent (each a :class:`~.client.Client`)."""
 
 
 class ClientSet:
-    """The registration, the publication and the subscriptions of one user agent."""
+    """The registration, the publication, the subscriptions and the messages on their way."""
 
     def __init__(
         self,
@@ -40,6 +41,7 @@ class ClientSet:
         self.registration = registration
         self.publication = publication
         self.subscriptions: dict[SubscriptionKey, Subscription] = {}
+        self.messages: dict[str, OutgoingMessage] = {}
         # Clients that were handed something since the last drain (a dict keeps their order).
         self._dirty: dict[AnyClient, None] = {}
         self._by_call_id: dict[str, AnyClient] = {}
@@ -57,6 +59,7 @@ class ClientSet:
         yield self.registration
         yield self.publication
         yield from self.subscriptions.values()
+        yield from self.messages.values()
 
     def touch(self, client: AnyClient) -> None:
         """``client`` was handed something: drain it next, and queue its start if it has one."""
@@ -186,6 +189,11 @@ class ClientSet:
             else:
                 self.challenges.hold(client, challenge)
 
+    def forget_finished_messages(self) -> None:
+        """Messages whose outcome was reported are done with."""
+        for message_id in [key for key, message in self.messages.items() if message.finished]:
+            del self.messages[message_id]
+
     def discard(self) -> None:
         """Every client forgets everything; nothing waits to start."""
         self.challenges.clear()
@@ -193,3 +201,4 @@ class ClientSet:
         self.start_at = None
         for client in self:
             client.discard()
+        self.messages.clear()

@@ -47,6 +47,7 @@ ACCEPT: Mapping[str, str] = MappingProxyType(
         "presence": "application/pidf+xml",
         "dialog": "application/dialog-info+xml",
         "presence.winfo": "application/watcherinfo+xml",
+        "message-summary": "application/simple-message-summary",
     }
 )
 """The body type asked for (``Accept``) per event package."""

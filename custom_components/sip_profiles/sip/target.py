@@ -70,6 +70,10 @@ class TargetList:
             return True
         return False
 
+    def includes_host(self, host: str) -> bool:
+        """Whether ``host`` is one of the targets (our registrar or outbound proxy)."""
+        return any(target.host == host for target in self._targets)
+
     def rewind(self) -> bool:
         """Go back to the first target; False when there is only one."""
         self._index = 0

@@ -11,11 +11,13 @@ probe) feeds it:
 and after each call drains ``take_transmits()`` (bytes to send to a target) and
 ``take_events()`` (what happened, as frozen dataclasses).
 
-Its clients (the registration, the publication and one subscription per watched resource) are
-:class:`~.client.Client` objects, all spoken to through that one interface: how a request is
-challenged, retried and refreshed is :mod:`.client`'s business. What the user agent adds is
-what concerns them together (:mod:`.admission`): one fresh challenge answer at a time, and the
-start of the subscriptions only once the registration succeeded, paced.
+Its clients (the registration, the publication, one subscription per watched resource and each
+MESSAGE of ours on its way) are :class:`~.client.Client` objects, all spoken to through that one
+interface: how a request is challenged, retried and refreshed is :mod:`.client`'s business.
+What the user agent adds is what concerns them together (:mod:`.admission`): one fresh challenge
+answer at a time, and the start of the subscriptions only once the registration succeeded,
+paced. Requests that no client takes (calls, incoming messages, unsolicited message-waiting) go
+to :mod:`.inbound`.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from .clients import AnyClient, ClientSet
 from .documents.pidf import MyPresence
 from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import param
-from .headers import Headers, Via
+from .headers import Via
+from .inbound import Inbound, InboundEvent
 from .message import Request, Response, parse_message
+from .messaging import MessageEvent, OutgoingMessage
 from .publication import Publication, PublicationChanged, PublicationSettings
 from .registration import (
     Registration,
@@ -43,6 +47,7 @@ from .registration import (
     RegistrationState,
     RegistrationStatus,
 )
+from .responses import build_response
 from .subscription import (
     DEFAULT_EXPIRES,
     Subscription,
@@ -66,23 +71,15 @@ MAX_FORWARDS = "70"
 BRANCH_MAGIC = "z9hG4bK"
 KEEPALIVE_PING = b"\r\n\r\n"
 _RANDOM_BLOCK = 512
-ALLOWED_METHODS = ("OPTIONS", "NOTIFY")
+ALLOWED_METHODS = ("OPTIONS", "NOTIFY", "INVITE", "ACK", "CANCEL", "MESSAGE")
 KNOWN_METHODS = frozenset(
     {
         "ACK", "BYE", "CANCEL", "INFO", "INVITE", "MESSAGE", "NOTIFY", "OPTIONS",
         "PRACK", "PUBLISH", "REFER", "REGISTER", "SUBSCRIBE", "UPDATE",
     }
 )  # fmt: skip
-ANSWERS = {"OPTIONS": 200, "BYE": 481, "CANCEL": 481}
-"""The status for requests no client takes (BYE and CANCEL: no dialog of ours matches)."""
-REASON_PHRASES = {
-    200: "OK",
-    400: "Bad Request",
-    405: "Method Not Allowed",
-    481: "Call/Transaction Does Not Exist",
-    500: "Server Internal Error",
-    501: "Not Implemented",
-}
+ANSWERS = {"OPTIONS": 200, "BYE": 481}
+"""The status for requests nobody takes (BYE: no dialog of ours matches)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +105,8 @@ class UserAgentSettings:
     nat_fixup: bool = True
     """Move the Contact to the address the registrar saw (Via received/rport) when they differ."""
     user_agent: str = "SIP-Profiles"
+    show_calls: bool = False
+    """Let incoming INVITEs ring (180, never 200) and report them; else they get 480."""
     timers: TimerSettings = field(default_factory=TimerSettings)
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     pacing: PacingPolicy = field(default_factory=PacingPolicy)
@@ -137,7 +136,13 @@ class MessageDropped:
 
 
 UserAgentEvent = (
-    RegistrationEvent | SubscriptionEvent | PublicationChanged | ConnectionNeeded | MessageDropped
+    RegistrationEvent
+    | SubscriptionEvent
+    | PublicationChanged
+    | MessageEvent
+    | InboundEvent
+    | ConnectionNeeded
+    | MessageDropped
 )
 
 
@@ -179,6 +184,9 @@ class UserAgent:
         self.registration = self._clients.registration
         self.publication = self._clients.publication
         self._registration_was_lost = False
+        self.inbound = Inbound(
+            settings.aor.user, settings.timers, self._token, show_calls=settings.show_calls
+        )
 
     # -- flows ---------------------------------------------------------------------------------
 
@@ -304,9 +312,39 @@ class UserAgent:
         self._clients.touch(self.publication)
         self._flush(now)
 
+    def send_message(self, uri: SipUri, text: str, now: float) -> str:
+        """Send ``text`` to ``uri`` in a MESSAGE; returns the id its outcome event carries."""
+        settings = self.settings
+        message = OutgoingMessage(
+            self._token(8),
+            settings.aor,
+            uri,
+            text,
+            self.digest,
+            new_token=self._token,
+            display_name=settings.display_name,
+        )
+        self._clients.messages[message.message_id] = message
+        if self._flow.local is not None:
+            message.set_contact(self._flow.contact(settings.aor.user))
+        message.send()
+        self._clients.touch(message)
+        self._flush(now)
+        return message.message_id
+
+    def decline_call(self, call_id: str | None, now: float) -> bool:
+        """Answer a ringing call 603 Decline (the newest when ``call_id`` is None).
+
+        Returns False when no such call rings.
+        """
+        declined = self.inbound.calls.decline(call_id, now)
+        self._flush(now)
+        return declined
+
     def discard(self) -> None:
-        """Drop the registration, subscriptions and publication without sending anything."""
+        """Drop every client and call without sending anything."""
         self._transactions.clear_client()
+        self.inbound.discard()
         self._clients.discard()
         self._events.extend(event for client in self._clients for event in client.take_events())
 
@@ -338,6 +376,8 @@ class UserAgent:
         if self._flow.keepalive_due(now):
             self._transmits.append(Transmit(self.target, KEEPALIVE_PING))
         self._clients.run_timers(now)
+        if (due := self.inbound.deadline) is not None and due <= now:
+            self.inbound.on_timer(now)
         self._flush(now)
 
     def next_deadline(self) -> float | None:
@@ -346,6 +386,7 @@ class UserAgent:
             self._transactions.next_deadline(),
             self._flow.keepalive_at,
             self._clients.deadline(),
+            self.inbound.deadline,
         )
 
     # -- output --------------------------------------------------------------------------------
@@ -381,7 +422,11 @@ class UserAgent:
                     self._send_request(request, client, now)
                 self._events.extend(client.take_events())
                 clients.index_call_id(client)
-        self._clients.challenges.settle()
+        clients.forget_finished_messages()
+        clients.challenges.settle()
+        inbound = self.inbound
+        self._transmits.extend(Transmit(*answer) for answer in inbound.take_transmits())
+        self._events.extend(inbound.take_events())
 
     def _drain_registration(self, now: float) -> None:
         """The registration first: its changes decide about failover and the others."""
@@ -439,6 +484,9 @@ class UserAgent:
         self._clients.deliver(key, *answered, now)
 
     def _on_request(self, request: Request, source: Target, now: float) -> None:
+        if request.method in ("INVITE", "ACK"):
+            self._on_call_request(request, source, now)
+            return
         via = request.top_via
         key = (via.branch or "", f"{via.host}:{via.port}", request.method)
         existing = self._transactions.server.get(key)
@@ -447,24 +495,49 @@ class UserAgent:
             if repeated is not None:
                 self._transmits.append(Transmit(existing.source, repeated))
             return
-        if request.method == "ACK":
-            return
         reply_to = _response_target(via, source)
         server = ServerTransaction(request, reply_to, self.settings.timers)
-        response = self._answer(request, now)
+        response = self._answer(request, source, now)
         self.stats.requests_answered += 1
         self._transmits.append(Transmit(reply_to, server.respond(response, now)))
         self._transactions.add_server(key, server)
 
-    def _answer(self, request: Request, now: float) -> Response:
+    def _on_call_request(self, request: Request, source: Target, now: float) -> None:
+        """INVITE and ACK belong to the INVITE server transactions of the calls."""
+        if request.method == "ACK":
+            self.inbound.on_ack(request, now)
+            return
+        self.stats.requests_answered += 1
+        flow = self._flow
+        self.inbound.on_invite(
+            request,
+            _response_target(request.top_via, source),
+            now,
+            registered=self.registration.state is RegistrationState.REGISTERED,
+            contact=None if flow.local is None else flow.contact(self.settings.aor.user),
+        )
+
+    def _answer(self, request: Request, source: Target, now: float) -> Response:
         method = request.method
+        inbound = self.inbound
+        accept = None
         if method == "NOTIFY":
             status = self._clients.notify(request, now)
+            if status == 481:
+                from_our_server = self._flow.targets.includes_host(source.host)
+                status = inbound.on_unsolicited_notify(request, from_our_server=from_our_server)
+        elif method == "CANCEL":
+            status = inbound.on_cancel(request, now)
+        elif method == "MESSAGE":
+            registered = self.registration.state is RegistrationState.REGISTERED
+            status, accept = inbound.on_message(request, registered=registered)
         else:
             status = ANSWERS.get(method) or (405 if method in KNOWN_METHODS else 501)
         response = build_response(request, status, self._token(8))
         if response.status in (200, 405, 501):
             response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+        if accept is not None:
+            response.headers.add("Accept", accept)
         response.headers.add("User-Agent", self.settings.user_agent)
         return response
 
@@ -528,24 +601,6 @@ class TokenSource:
         return self._block[start:end].hex()
 
 
-def build_response(request: Request, status: int, to_tag: str) -> Response:
-    """A response to ``request`` with the headers RFC 3261 §8.2.6.2 copies over.
-
-    ``to_tag`` is added to the To header unless the request already carries one.
-    """
-    headers = Headers()
-    for via in request.headers.get_all("Via"):
-        headers.add("Via", via)
-    headers.add("From", request.headers.get("From") or "")
-    to = request.headers.get("To") or ""
-    if status > 100 and request.to.param("tag") is None:
-        to = f"{to};tag={to_tag}"
-    headers.add("To", to)
-    headers.add("Call-ID", request.call_id)
-    headers.add("CSeq", f"{request.cseq.number} {request.cseq.method}")
-    return Response(status, REASON_PHRASES.get(status, ""), headers)
-
-
 def _frame(request: Request, via: Via, settings: UserAgentSettings) -> None:
     """Add our Via, Max-Forwards, the outbound proxy's loose Route and User-Agent."""
     routing = [("Via", str(via)), ("Max-Forwards", MAX_FORWARDS)]
@@ -577,5 +632,4 @@ __all__ = [
     "UserAgentEvent",
     "UserAgentSettings",
     "UserAgentStats",
-    "build_response",
 ]

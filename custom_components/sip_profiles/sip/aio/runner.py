@@ -158,6 +158,18 @@ class UserAgentRunner:
         self.user_agent.unpublish(self.now())
         self._pump()
 
+    def send_message(self, uri: SipUri, text: str) -> str:
+        """Send ``text`` to ``uri`` in a MESSAGE; returns the id its outcome event carries."""
+        message_id = self.user_agent.send_message(uri, text, self.now())
+        self._pump()
+        return message_id
+
+    def decline_call(self, call_id: str | None) -> bool:
+        """Answer a ringing call 603 Decline; False when no such call rings."""
+        declined = self.user_agent.decline_call(call_id, self.now())
+        self._pump()
+        return declined
+
     async def stop(self, *, unregister: bool = True, unregister_timeout: float = 5.0) -> None:
         """Wind down, then close every flow; idempotent.
 
