@@ -455,12 +455,22 @@ class HassClient:
             steps,
         )
 
-    def entries(self, domain: str) -> list[dict[str, Any]]:
-        """The config entries of domain, with their state."""
-        return cast(
-            list[dict[str, Any]],
-            self.call(f"/api/config/config_entries/entry?domain={urllib.parse.quote(domain)}"),
-        )
+    def entries(self, domain: str | None = None) -> list[dict[str, Any]]:
+        """The config entries of domain (of every domain by default), with their state."""
+        query = "" if domain is None else f"?domain={urllib.parse.quote(domain)}"
+        return cast(list[dict[str, Any]], self.call(f"/api/config/config_entries/entry{query}"))
+
+    def started(self) -> bool:
+        """Whether Home Assistant has finished starting.
+
+        Until then SIGTERM kills it at once: its signal handlers are installed when the start
+        is over, so nothing of a stop (unregistering included) would run.
+        """
+        return bool(self.call("/api/config")["state"] == "RUNNING")
+
+    def settled(self) -> bool:
+        """Whether no config entry is still being set up (Home Assistant's own ones included)."""
+        return all(entry["state"] != "setup_in_progress" for entry in self.entries())
 
     def reload(self, entry_id: str) -> dict[str, Any]:
         """Reload a config entry; the answer says whether it needs a restart."""
