@@ -321,7 +321,7 @@ def test_a_malformed_or_old_notify_changes_nothing() -> None:
     bad = notify(request, cseq=5).replace(b"Subscription-State: active;expires=600\r\n", b"")
     harness.answer(bad)
     assert responses(harness)[-1].status == 400
-    harness.answer(notify(request, "terminated;reason=rejected", cseq=1, branch="z9hG4bKn4"))
+    harness.answer(notify(request, "terminated;reason=rejected", cseq=0, branch="z9hG4bKn4"))
     assert responses(harness)[-1].status == 500
     assert harness.user_agent.subscription_status(key) == before
     assert len(notifies(harness)) == 1
@@ -337,6 +337,17 @@ def test_a_retransmitted_notify_gets_the_same_200_and_is_applied_once() -> None:
     first, second = (t.data for t in harness.sent[-2:])
     assert first == second
     assert first.startswith(b"SIP/2.0 200")
+
+
+def test_a_notify_sent_again_in_a_new_transaction_is_taken() -> None:
+    # Over TCP the transaction of an answered NOTIFY ends at once (Timer J is 0): a notifier
+    # that sends it again (its 200 went with a broken connection) reaches the dialog itself.
+    harness = Harness.create()
+    key, request = subscribed(harness)
+    before = harness.user_agent.subscription_status(key)
+    harness.answer(notify(request, cseq=1, branch="z9hG4bKresent"))
+    assert responses(harness)[-1].status == 200
+    assert harness.user_agent.subscription_status(key) == before
 
 
 def test_unsubscribe_waits_for_the_final_notify() -> None:

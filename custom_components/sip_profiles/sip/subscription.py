@@ -172,7 +172,7 @@ class _Dialog:
         """Check a NOTIFY against the dialog and take its CSeq, Contact and route set.
 
         Returns what it says, or the status to refuse it with: 481 not of this dialog, 400
-        malformed, 500 older than the last NOTIFY taken (nothing changes on a refusal).
+        malformed, 500 lower than the last NOTIFY's CSeq (nothing changes on a refusal).
         """
         try:
             if request.call_id != self.call_id or request.to.tag != self.local_tag:
@@ -194,8 +194,8 @@ class _Dialog:
             return 400
         if header.state not in ("active", "pending", "terminated"):
             return 400
-        if self.remote_cseq is not None and cseq <= self.remote_cseq:
-            return 500
+        if self.remote_cseq is not None and cseq < self.remote_cseq:
+            return 500  # only a lower one is out of order (RFC 3261 §12.2.2)
         if self.remote_tag is None:
             # The NOTIFY overtook the 2xx: it forms the dialog, its route set as we received it.
             self.remote_tag = remote_tag
