@@ -16,8 +16,7 @@ MESSAGE of ours on its way) are :class:`~.client.Client` objects, all spoken to 
 interface: how a request is challenged, retried and refreshed is :mod:`.client`'s business.
 What the user agent adds is what concerns them together (:mod:`.admission`): one fresh challenge
 answer at a time, and the start of the subscriptions only once the registration succeeded,
-paced. Requests that no client takes (calls, incoming messages, unsolicited message-waiting) go
-to :mod:`.inbound`.
+paced. Requests we receive are answered by :mod:`.inbound`, which hands NOTIFYs to the clients.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from .client import FailureReason
 from .clients import AnyClient, ClientSet
 from .documents.pidf import MyPresence
 from .errors import LocalProtocolError, RemoteProtocolError
-from .grammar import param
 from .headers import Via
 from .inbound import Inbound, InboundEvent
 from .message import Request, Response, parse_message
@@ -47,7 +45,6 @@ from .registration import (
     RegistrationState,
     RegistrationStatus,
 )
-from .responses import build_response
 from .subscription import (
     DEFAULT_EXPIRES,
     Subscription,
@@ -57,13 +54,7 @@ from .subscription import (
     SubscriptionStatus,
 )
 from .target import Flow, Target, Transport
-from .transaction import (
-    ClientTransaction,
-    ServerTransaction,
-    TimerSettings,
-    TransactionTable,
-    earliest,
-)
+from .transaction import ClientTransaction, TimerSettings, TransactionTable, earliest
 from .uri import SipUri
 
 _UNREACHABLE = frozenset({FailureReason.TIMEOUT, FailureReason.TRANSPORT_ERROR})
@@ -71,15 +62,6 @@ MAX_FORWARDS = "70"
 BRANCH_MAGIC = "z9hG4bK"
 KEEPALIVE_PING = b"\r\n\r\n"
 _RANDOM_BLOCK = 512
-ALLOWED_METHODS = ("OPTIONS", "NOTIFY", "INVITE", "ACK", "CANCEL", "MESSAGE")
-KNOWN_METHODS = frozenset(
-    {
-        "ACK", "BYE", "CANCEL", "INFO", "INVITE", "MESSAGE", "NOTIFY", "OPTIONS",
-        "PRACK", "PUBLISH", "REFER", "REGISTER", "SUBSCRIBE", "UPDATE",
-    }
-)  # fmt: skip
-ANSWERS = {"OPTIONS": 200, "BYE": 481}
-"""The status for requests nobody takes (BYE: no dialog of ours matches)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +167,13 @@ class UserAgent:
         self.publication = self._clients.publication
         self._registration_was_lost = False
         self.inbound = Inbound(
-            settings.aor.user, settings.timers, self._token, show_calls=settings.show_calls
+            settings.aor.user,
+            settings.timers,
+            self._token,
+            self._transactions,
+            self._clients.notify,
+            show_calls=settings.show_calls,
+            user_agent=settings.user_agent,
         )
 
     # -- flows ---------------------------------------------------------------------------------
@@ -484,62 +472,9 @@ class UserAgent:
         self._clients.deliver(key, *answered, now)
 
     def _on_request(self, request: Request, source: Target, now: float) -> None:
-        if request.method in ("INVITE", "ACK"):
-            self._on_call_request(request, source, now)
-            return
-        via = request.top_via
-        key = (via.branch or "", f"{via.host}:{via.port}", request.method)
-        existing = self._transactions.server.get(key)
-        if existing is not None:
-            repeated = existing.on_retransmission()
-            if repeated is not None:
-                self._transmits.append(Transmit(existing.source, repeated))
-            return
-        reply_to = _response_target(via, source)
-        server = ServerTransaction(request, reply_to, self.settings.timers)
-        response = self._answer(request, source, now)
-        self.stats.requests_answered += 1
-        self._transmits.append(Transmit(reply_to, server.respond(response, now)))
-        self._transactions.add_server(key, server)
-
-    def _on_call_request(self, request: Request, source: Target, now: float) -> None:
-        """INVITE and ACK belong to the INVITE server transactions of the calls."""
-        if request.method == "ACK":
-            self.inbound.on_ack(request, now)
-            return
-        self.stats.requests_answered += 1
-        flow = self._flow
-        self.inbound.on_invite(
-            request,
-            _response_target(request.top_via, source),
-            now,
-            registered=self.registration.state is RegistrationState.REGISTERED,
-            contact=None if flow.local is None else flow.contact(self.settings.aor.user),
-        )
-
-    def _answer(self, request: Request, source: Target, now: float) -> Response:
-        method = request.method
-        inbound = self.inbound
-        accept = None
-        if method == "NOTIFY":
-            status = self._clients.notify(request, now)
-            if status == 481:
-                from_our_server = self._flow.targets.includes_host(source.host)
-                status = inbound.on_unsolicited_notify(request, from_our_server=from_our_server)
-        elif method == "CANCEL":
-            status = inbound.on_cancel(request, now)
-        elif method == "MESSAGE":
-            registered = self.registration.state is RegistrationState.REGISTERED
-            status, accept = inbound.on_message(request, registered=registered)
-        else:
-            status = ANSWERS.get(method) or (405 if method in KNOWN_METHODS else 501)
-        response = build_response(request, status, self._token(8))
-        if response.status in (200, 405, 501):
-            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
-        if accept is not None:
-            response.headers.add("Accept", accept)
-        response.headers.add("User-Agent", self.settings.user_agent)
-        return response
+        registered = self.registration.state is RegistrationState.REGISTERED
+        if self.inbound.on_request(request, source, now, self._flow, registered=registered):
+            self.stats.requests_answered += 1
 
 
 def _new_clients(
@@ -614,14 +549,6 @@ def _frame(request: Request, via: Via, settings: UserAgentSettings) -> None:
         routing.append(("Route", f"<{loose}>"))
     request.headers = request.headers._framed(routing, [("User-Agent", settings.user_agent)])
     request.remember_top_via(via)
-
-
-def _response_target(via: Via, source: Target) -> Target:
-    """Where a response to a request that came from ``source`` goes (RFC 3261 §18.2.2, 3581)."""
-    if source.transport.reliable or param(via.params, "rport") is not None:
-        return source
-    host = via.received or source.host
-    return Target(source.transport, host, via.port or source.transport.default_port)
 
 
 __all__ = [
