@@ -344,6 +344,8 @@ async def test_diagnostics_show_every_subscription(
     await setup_entry(hass, entry)
     await add_buddy(hass, entry, "bob", "Bob")
     await wait_for(hass, lambda: state(hass, BOB_PRESENCE) not in (None, STATE_UNAVAILABLE))
+    # The voicemail subscription's first NOTIFY has been read: an empty mailbox.
+    await wait_for(hass, lambda: state(hass, "sensor.sip_alice_sip_test_voicemail") == "0")
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
     assert diagnostics["publication"] is None
     assert diagnostics["subscriptions"] == [

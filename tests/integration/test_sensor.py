@@ -31,6 +31,7 @@ from .helpers import (  # noqa: F401 - fixtures
 )
 
 REGISTRATION = "sensor.sip_alice_sip_test_registration"
+VOICEMAIL = "sensor.sip_alice_sip_test_voicemail"
 VOICEMAIL_SUBSCRIPTION = "sensor.sip_alice_sip_test_voicemail_subscription"
 OTHER_BINDINGS = "sensor.sip_alice_sip_test_other_bindings"
 
@@ -65,10 +66,14 @@ async def test_sensors(
     freezer.move_to(FROZEN_AT)
     entry = fixed_entry(profile_data)
     await setup_entry(hass, entry)
-    # The voicemail subscription follows the registration: the snapshot shows it settled.
+    # The voicemail subscription follows the registration, and its first NOTIFY's body is read
+    # off the loop: the snapshot shows both settled (an empty mailbox).
     await wait_for(
         hass,
-        lambda: getattr(hass.states.get(VOICEMAIL_SUBSCRIPTION), "state", None) == "active",
+        lambda: (
+            getattr(hass.states.get(VOICEMAIL_SUBSCRIPTION), "state", None) == "active"
+            and getattr(hass.states.get(VOICEMAIL), "state", None) == "0"
+        ),
     )
     snapshot_entities(hass, entity_registry, snapshot, entry.entry_id)
 
