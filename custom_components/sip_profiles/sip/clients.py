@@ -132,11 +132,16 @@ class ClientSet:
         """The earliest client deadline, or the next paced start."""
         return earliest(self.start_at, *(client.deadline for client in self))
 
-    def release_starts(self, now: float, *, allowed: bool) -> None:
-        """Make queued starts as far as ``allowed`` (flow, registration) and the pacing say."""
+    def release_starts(self, now: float, *, flow_up: bool) -> None:
+        """Make queued starts as far as the pacing says.
+
+        Only while a flow is up, the registration has settled and no challenge is being answered.
+        """
         self.start_at = None
         starts = self._starts
-        while starts and allowed and (self._scout is None or not self._scout.busy):
+        if not (flow_up and self.registration.settled and not self.challenges.busy):
+            return
+        while starts and (self._scout is None or not self._scout.busy):
             client = next(iter(starts))
             if not client.start_queued:
                 del starts[client]

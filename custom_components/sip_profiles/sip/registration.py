@@ -185,6 +185,11 @@ class Registration(Client[Operation, RegistrationStatus, RegistrationEvent]):
         return self._dialog.call_id
 
     @property
+    def registered(self) -> bool:
+        """Whether our binding is in place."""
+        return self._status.state is RegistrationState.REGISTERED
+
+    @property
     def settled(self) -> bool:
         """Whether it is registered, or not trying to be (disabled, or given up)."""
         status = self._status

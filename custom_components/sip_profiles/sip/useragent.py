@@ -162,19 +162,12 @@ class UserAgent:
         self._transmits: list[Transmit] = []
         self._events: list[UserAgentEvent] = []
         self.digest = DigestClient(settings.credentials, cnonce_factory=lambda: self._token(16))
-        self._clients = _new_clients(settings, self.digest, self._token, self._rng)
+        self._new = ClientFactory(settings, self.digest, self._token, self._rng)
+        self._clients = self._new.client_set()
         self.registration = self._clients.registration
         self.publication = self._clients.publication
         self._registration_was_lost = False
-        self.inbound = Inbound(
-            settings.aor.user,
-            settings.timers,
-            self._token,
-            self._transactions,
-            self._clients.notify,
-            show_calls=settings.show_calls,
-            user_agent=settings.user_agent,
-        )
+        self.inbound = self._new.inbound(self._transactions, self._clients.notify)
 
     # -- flows ---------------------------------------------------------------------------------
 
@@ -255,29 +248,17 @@ class UserAgent:
         A live subscription stays as it is, a failed or ended one starts over; starts are paced
         (:mod:`.admission`). LocalProtocolError for a package name that is not a token.
         """
-        settings = self.settings
-        subscription = Subscription(
-            SubscriptionSettings(uri, event_package, settings.aor, settings.display_name, expires),
-            self.digest,
-            new_token=self._token,
-            backoff=settings.backoff,
-            rng=self._rng,
-        )
-        key = subscription.key
-        subscription = self._clients.subscriptions.setdefault(key, subscription)
-        if self._flow.local is not None:
-            subscription.set_contact(self._flow.contact(self.settings.aor.user))
-        subscription.subscribe()
-        self._clients.touch(subscription)
-        self._flush(now)
-        return key
+        new = self._new.subscription(uri, event_package, expires)
+        subscription = self._clients.subscriptions.setdefault(new.key, new)
+        self._with_contact(subscription).subscribe()
+        self._touched(subscription, now)
+        return new.key
 
     def unsubscribe(self, key: SubscriptionKey, now: float) -> None:
         """End the subscription ``key``; unknown keys are ignored."""
         if (subscription := self._clients.subscriptions.get(key)) is not None:
             subscription.unsubscribe()
-            self._clients.touch(subscription)
-            self._flush(now)
+            self._touched(subscription, now)
 
     def subscription_status(self, key: SubscriptionKey) -> SubscriptionStatus | None:
         """The status of subscription ``key``, or None when there is no such subscription."""
@@ -291,40 +272,23 @@ class UserAgent:
     def publish(self, presence: MyPresence, note: str | None, now: float) -> None:
         """Publish our presence and keep it published (LocalProtocolError for a bad note)."""
         self.publication.publish(presence, note)
-        self._clients.touch(self.publication)
-        self._flush(now)
+        self._touched(self.publication, now)
 
     def unpublish(self, now: float) -> None:
         """Remove our published presence."""
         self.publication.unpublish()
-        self._clients.touch(self.publication)
-        self._flush(now)
+        self._touched(self.publication, now)
 
     def send_message(self, uri: SipUri, text: str, now: float) -> str:
         """Send ``text`` to ``uri`` in a MESSAGE; returns the id its outcome event carries."""
-        settings = self.settings
-        message = OutgoingMessage(
-            self._token(8),
-            settings.aor,
-            uri,
-            text,
-            self.digest,
-            new_token=self._token,
-            display_name=settings.display_name,
-        )
+        message = self._new.message(uri, text)
         self._clients.messages[message.message_id] = message
-        if self._flow.local is not None:
-            message.set_contact(self._flow.contact(settings.aor.user))
-        message.send()
-        self._clients.touch(message)
-        self._flush(now)
+        self._with_contact(message).send()
+        self._touched(message, now)
         return message.message_id
 
     def decline_call(self, call_id: str | None, now: float) -> bool:
-        """Answer a ringing call 603 Decline (the newest when ``call_id`` is None).
-
-        Returns False when no such call rings.
-        """
+        """Answer a ringing call 603 Decline (the newest without ``call_id``); False if none."""
         declined = self.inbound.calls.decline(call_id, now)
         self._flush(now)
         return declined
@@ -344,8 +308,10 @@ class UserAgent:
             message = parse_message(data)
             if isinstance(message, Response):
                 self._on_response(message, now)
-            else:
-                self._on_request(message, source, now)
+            elif self.inbound.on_request(
+                message, source, now, self._flow, registered=self.registration.registered
+            ):
+                self.stats.requests_answered += 1
         except RemoteProtocolError as err:
             self.stats.malformed_dropped += 1
             self._events.append(MessageDropped(source, str(err)))
@@ -397,12 +363,7 @@ class UserAgent:
         while True:
             self._drain_registration(now)
             if not clients.dirty:
-                allowed = (
-                    self._flow.local is not None
-                    and self.registration.settled
-                    and not self._clients.challenges.busy
-                )
-                clients.release_starts(now, allowed=allowed)
+                clients.release_starts(now, flow_up=self._flow.local is not None)
                 if not clients.dirty:
                     break
             for client in clients.take_dirty():
@@ -415,6 +376,15 @@ class UserAgent:
         inbound = self.inbound
         self._transmits.extend(Transmit(*answer) for answer in inbound.take_transmits())
         self._events.extend(inbound.take_events())
+
+    def _with_contact[C: AnyClient](self, client: C) -> C:
+        if self._flow.local is not None:
+            client.set_contact(self._flow.contact(self.settings.aor.user))
+        return client
+
+    def _touched(self, client: AnyClient, now: float) -> None:
+        self._clients.touch(client)
+        self._flush(now)
 
     def _drain_registration(self, now: float) -> None:
         """The registration first: its changes decide about failover and the others."""
@@ -451,10 +421,7 @@ class UserAgent:
         if self._flow.local is None:
             owner.hold(request)  # the flow went in this same step (a failover)
             return
-        host, port = self._flow.local
-        branch = BRANCH_MAGIC + self._token(12)
-        via = Via(target.transport.via_name, host, port, (("branch", branch), ("rport", None)))
-        _frame(request, via, self.settings)
+        _frame(request, target, self._flow.local, BRANCH_MAGIC + self._token(12), self.settings)
         transaction = ClientTransaction(request, target, now, self.settings.timers)
         key = self._transactions.add_client(transaction, owner)
         self._clients.challenges.sent(key, owner)
@@ -471,47 +438,86 @@ class UserAgent:
             return
         self._clients.deliver(key, *answered, now)
 
-    def _on_request(self, request: Request, source: Target, now: float) -> None:
-        registered = self.registration.state is RegistrationState.REGISTERED
-        if self.inbound.on_request(request, source, now, self._flow, registered=registered):
-            self.stats.requests_answered += 1
 
+@dataclass(frozen=True, slots=True)
+class ClientFactory:
+    """Builds the clients and the server side of a user agent with ``settings``."""
 
-def _new_clients(
-    settings: UserAgentSettings,
-    digest: DigestClient,
-    token: Callable[[int], str],
-    rng: random.Random,
-) -> ClientSet:
-    """The registration and publication a user agent with ``settings`` starts with."""
-    request_uri = settings.registrar or SipUri(
-        settings.aor.scheme, settings.aor.host, port=settings.aor.port
-    )
-    registration = Registration(
-        RegistrationSettings(
-            aor=settings.aor,
-            request_uri=request_uri,
-            expires=settings.expires,
+    settings: UserAgentSettings
+    digest: DigestClient
+    token: Callable[[int], str]
+    rng: random.Random
+
+    def client_set(self) -> ClientSet:
+        """The registration and publication a user agent starts with."""
+        settings, token = self.settings, self.token
+        request_uri = settings.registrar or SipUri(
+            settings.aor.scheme, settings.aor.host, port=settings.aor.port
+        )
+        registration = Registration(
+            RegistrationSettings(
+                aor=settings.aor,
+                request_uri=request_uri,
+                expires=settings.expires,
+                display_name=settings.display_name,
+                contact_q=settings.contact_q,
+                instance_id=settings.instance_id,
+                reg_id=settings.reg_id,
+                supported=settings.supported,
+            ),
+            self.digest,
+            call_id=token(16),
+            from_tag=token(8),
+            backoff=settings.backoff,
+            rng=self.rng,
+        )
+        publication = Publication(
+            PublicationSettings(settings.aor, settings.display_name, settings.expires),
+            self.digest,
+            new_token=token,
+            backoff=settings.backoff,
+            rng=self.rng,
+        )
+        return ClientSet(registration, publication, self.digest, settings.pacing)
+
+    def subscription(self, uri: SipUri, package: str, expires: int) -> Subscription:
+        """A subscription to ``package`` of ``uri`` (LocalProtocolError for a bad package)."""
+        settings = self.settings
+        return Subscription(
+            SubscriptionSettings(uri, package, settings.aor, settings.display_name, expires),
+            self.digest,
+            new_token=self.token,
+            backoff=settings.backoff,
+            rng=self.rng,
+        )
+
+    def message(self, uri: SipUri, text: str) -> OutgoingMessage:
+        """A MESSAGE of ``text`` to ``uri``, with an id of its own."""
+        settings = self.settings
+        return OutgoingMessage(
+            self.token(8),
+            settings.aor,
+            uri,
+            text,
+            self.digest,
+            new_token=self.token,
             display_name=settings.display_name,
-            contact_q=settings.contact_q,
-            instance_id=settings.instance_id,
-            reg_id=settings.reg_id,
-            supported=settings.supported,
-        ),
-        digest,
-        call_id=token(16),
-        from_tag=token(8),
-        backoff=settings.backoff,
-        rng=rng,
-    )
-    publication = Publication(
-        PublicationSettings(settings.aor, settings.display_name, settings.expires),
-        digest,
-        new_token=token,
-        backoff=settings.backoff,
-        rng=rng,
-    )
-    return ClientSet(registration, publication, digest, settings.pacing)
+        )
+
+    def inbound(
+        self, transactions: TransactionTable[AnyClient], notify: Callable[[Request, float], int]
+    ) -> Inbound:
+        """The server side, keeping its transactions in ``transactions``."""
+        settings = self.settings
+        return Inbound(
+            settings.aor.user,
+            settings.timers,
+            self.token,
+            transactions,
+            notify,
+            show_calls=settings.show_calls,
+            user_agent=settings.user_agent,
+        )
 
 
 class TokenSource:
@@ -536,8 +542,19 @@ class TokenSource:
         return self._block[start:end].hex()
 
 
-def _frame(request: Request, via: Via, settings: UserAgentSettings) -> None:
-    """Add our Via, Max-Forwards, the outbound proxy's loose Route and User-Agent."""
+def _frame(
+    request: Request,
+    target: Target,
+    local: tuple[str, int],
+    branch: str,
+    settings: UserAgentSettings,
+) -> None:
+    """Add our Via (``local``, on the flow to ``target``), Max-Forwards, Route and User-Agent.
+
+    The Route is the outbound proxy's, made loose.
+    """
+    host, port = local
+    via = Via(target.transport.via_name, host, port, (("branch", branch), ("rport", None)))
     routing = [("Via", str(via)), ("Max-Forwards", MAX_FORWARDS)]
     proxy = settings.outbound_proxy
     if proxy is not None and "Route" not in request.headers:
