@@ -339,6 +339,21 @@ def test_a_retransmitted_notify_gets_the_same_200_and_is_applied_once() -> None:
     assert first.startswith(b"SIP/2.0 200")
 
 
+def test_a_copy_of_a_notify_is_its_transaction_until_timer_j_then_a_new_request() -> None:
+    harness = Harness.create()
+    _, request = subscribed(harness)
+    data = notify(request, cseq=2, branch="z9hG4bKcopy")
+    harness.answer(data)
+    harness.advance(31.5)  # Timer J: 64 T1 = 32 s over UDP
+    harness.answer(data)
+    assert len(notifies(harness)) == 2  # the copy was answered by the transaction
+    assert responses(harness)[-1].to_bytes() == responses(harness)[-2].to_bytes()
+    harness.advance(1)
+    harness.answer(data)  # the transaction is gone: the same CSeq again is taken anew
+    assert len(notifies(harness)) == 3
+    assert responses(harness)[-1].status == 200
+
+
 def test_a_notify_sent_again_in_a_new_transaction_is_taken() -> None:
     # Over TCP the transaction of an answered NOTIFY ends at once (Timer J is 0): a notifier
     # that sends it again (its 200 went with a broken connection) reaches the dialog itself.

@@ -84,13 +84,33 @@ class Inbound:
         self._transmits: list[tuple[Target, bytes]] = []
         self._events: list[InboundEvent] = []
 
+    def answer_copy(self, raw: bytes) -> bool:
+        """Whether ``raw`` is a request answered before, octet for octet (a retransmission).
+
+        If so its answer goes again, and nothing else happens: it need not even be parsed.
+        """
+        server = self._transactions.server_of_copy(raw)
+        if server is None:
+            return False
+        if (repeated := server.on_retransmission()) is not None:
+            self._transmits.append((server.source, repeated))
+        return True
+
     def on_request(
-        self, request: Request, source: Target, now: float, flow: Flow, *, registered: bool
+        self,
+        request: Request,
+        source: Target,
+        now: float,
+        flow: Flow,
+        *,
+        registered: bool,
+        raw: bytes = b"",
     ) -> bool:
         """Answer ``request`` from ``source``; False when it needed no new answer.
 
         ``flow`` is the profile's flow (our Contact, our servers' addresses); ``registered``
-        whether the profile is. Raises RemoteProtocolError for fields that cannot be read.
+        whether the profile is; ``raw`` the request as it arrived. Raises RemoteProtocolError
+        for fields that cannot be read.
         """
         method = request.method
         if method == "ACK":
@@ -116,7 +136,7 @@ class Inbound:
             if (repeated := existing.on_retransmission()) is not None:
                 self._transmits.append((existing.source, repeated))
             return False
-        server = ServerTransaction(request, reply_to, self._timers)
+        server = ServerTransaction(request, reply_to, self._timers, raw)
         response = self._answer(request, source, now, flow, registered=registered)
         self._transmits.append((reply_to, server.respond(response, now)))
         self._transactions.add_server(key, server)

@@ -136,9 +136,12 @@ class ClientTransaction:
 class ServerTransaction:
     """An incoming non-INVITE request: answer once, absorb retransmissions (RFC 3261 §17.2.2)."""
 
-    def __init__(self, request: Request, source: Target, timers: TimerSettings) -> None:
-        """Remember the request and where its responses go."""
+    def __init__(
+        self, request: Request, source: Target, timers: TimerSettings, raw: bytes = b""
+    ) -> None:
+        """Remember the request (``raw``: as it arrived) and where its responses go."""
         self.request = request
+        self.raw = raw
         self.source = source
         self.state = TransactionState.TRYING
         self._timers = timers
@@ -190,6 +193,9 @@ class TransactionTable[O]:
         """Start empty."""
         self.client: dict[ClientKey, ClientTransaction] = {}
         self.server: dict[ServerKey, ServerTransaction] = {}
+        # The same by the octets of their request: a retransmission over UDP is the same
+        # datagram again, and is answered from here without being parsed.
+        self._server_by_raw: dict[bytes, ServerTransaction] = {}
         self._owners: dict[ClientKey, O] = {}
         # (deadline, key) of the transactions above, earliest first. An entry whose transaction
         # has ended or moved its deadline since is dropped when it comes up, so timers and the
@@ -208,7 +214,13 @@ class TransactionTable[O]:
     def add_server(self, key: ServerKey, transaction: ServerTransaction) -> None:
         """Keep an answered incoming request's transaction until Timer J."""
         self.server[key] = transaction
+        if transaction.raw:
+            self._server_by_raw[transaction.raw] = transaction
         _schedule(self._server_timers, key, transaction)
+
+    def server_of_copy(self, raw: bytes) -> ServerTransaction | None:
+        """The live server transaction whose request arrived as exactly ``raw`` before."""
+        return self._server_by_raw.get(raw)
 
     def on_response(
         self, key: ClientKey, response: Response, now: float
@@ -270,6 +282,7 @@ class TransactionTable[O]:
             server.on_timer(now)
             if server.state is TransactionState.TERMINATED:
                 del self.server[server_key]
+                self._server_by_raw.pop(server.raw, None)
             else:
                 _schedule(server_timers, server_key, server)
         return retransmit, failed

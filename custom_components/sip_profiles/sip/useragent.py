@@ -305,11 +305,12 @@ class UserAgent:
     def receive(self, data: bytes, source: Target, now: float) -> None:
         """Feed one datagram or one framed stream message from ``source``."""
         try:
-            message = parse_message(data)
-            if isinstance(message, Response):
+            if self.inbound.answer_copy(data):
+                pass  # a retransmitted request: answered again as it was, unparsed
+            elif isinstance(message := parse_message(data), Response):
                 self._on_response(message, now)
             elif self.inbound.on_request(
-                message, source, now, self._flow, registered=self.registration.registered
+                message, source, now, self._flow, registered=self.registration.registered, raw=data
             ):
                 self.stats.requests_answered += 1
         except RemoteProtocolError as err:
