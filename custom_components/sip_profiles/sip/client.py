@@ -1,8 +1,8 @@
-"""The one client mechanism that every request of ours goes through (REGISTER, SUBSCRIBE, PUBLISH).
+"""The one client mechanism that every request of ours goes through (REGISTER, SUBSCRIBE, ...).
 
-Registration, subscription and publication are :class:`Client` subclasses. Each one builds its
-own requests (``_build``) and reads what is its own in an answer (``_succeeded``, ``_failed``);
-the life of a request is decided here, once:
+Registration, subscription, publication and each outgoing MESSAGE are :class:`Client`
+subclasses. Each one builds its own requests (``_build``) and reads what is its own in an answer
+(``_succeeded``, ``_failed``); the life of a request is decided here, once:
 
 - sending: one request in flight per client, held while no flow exists (``set_contact`` says
   one does, ``flow_lost`` that it went) and sent with a new CSeq whenever it is answered again;

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
 from dataclasses import dataclass, field
+import socket
 import ssl
 from typing import Any
 
@@ -227,6 +228,25 @@ async def test_udp_datagram_from_any_source_is_delivered(
         assert await recorder.message() == (b"\r\n" + NOTIFY, stranger_target)
     finally:
         stranger.close()
+
+
+async def test_udp_datagrams_queued_on_the_socket_are_read_in_one_turn(
+    make_layer: MakeLayer, udp_echo: int
+) -> None:
+    layer, recorder = make_layer()
+    _, local_port = await layer.connect(Target(Transport.UDP, "127.0.0.1", udp_echo))
+    burst = 10
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for _ in range(burst):
+            # Non-blocking on loopback: each datagram is in our socket's queue on return.
+            sender.sendto(NOTIFY, ("127.0.0.1", local_port))
+    # Each turn of the loop polls the sockets once; the first that finds ours readable
+    # delivers everything it holds (a burst of NOTIFYs is answered at once, not a turn each).
+    for _ in range(3):
+        await asyncio.sleep(0)
+        if recorder.messages.qsize():
+            break
+    assert recorder.messages.qsize() == burst
 
 
 async def test_udp_over_ipv6_loopback(make_layer: MakeLayer) -> None:

@@ -23,6 +23,9 @@ _LOGGER = logging.getLogger(__name__)
 
 # A CRLF keep-alive (RFC 5626 §3.5.1) carries nothing but these bytes.
 _KEEPALIVE_BYTES = b"\r\n"
+MAX_DATAGRAM_SIZE = 65535
+MAX_DATAGRAMS_PER_TURN = 64
+"""Datagrams read from one socket before the event loop serves others again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,18 +254,10 @@ class TransportLayer:
                 bind_host = "::1" if address.is_loopback else "::"
             else:
                 bind_host = "127.0.0.1" if address.is_loopback else "0.0.0.0"  # noqa: S104
-            transport, flow = await asyncio.get_running_loop().create_datagram_endpoint(
-                lambda: _DatagramFlow(self._counters, self._deliver),
-                local_addr=(bind_host, 0),
-                family=family,
-            )
             if self._closed:
-                transport.close()
                 raise LocalProtocolError("the transport layer is closed")
-            # A concurrent connect may have opened the same socket meanwhile; keep one.
-            flow = self._datagrams.setdefault(key, flow)
-            if flow.transport is not transport:
-                transport.close()
+            flow = _DatagramFlow.open(family, bind_host, self._counters, self._deliver)
+            self._datagrams[key] = flow
         return flow
 
     def _datagram_for(self, target: Target) -> _DatagramFlow:
@@ -331,28 +326,60 @@ def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         raise LocalProtocolError(f"target host {host!r} is not an IP address") from None
 
 
-class _DatagramFlow(asyncio.DatagramProtocol):
-    """A shared UDP socket."""
+class _DatagramFlow:
+    """A shared UDP socket, read until it is empty whenever it is readable.
 
-    def __init__(self, counters: _Counters, deliver: Callable[[bytes, Target], None]) -> None:
+    asyncio's datagram transport reads one datagram per turn of the event loop. A burst of
+    NOTIFYs queued on one socket would then wait a turn each, and the turns of a busy Home
+    Assistant are long: their answers would leave after the server's retransmission timer.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        counters: _Counters,
+        deliver: Callable[[bytes, Target], None],
+    ) -> None:
+        self._sock = sock
+        self._loop = asyncio.get_running_loop()
         self._counters = counters
         self._deliver = deliver
         # Datagrams mostly come from one peer: its Target is made once, not per datagram.
         self._last_source: tuple[tuple[str | Any, int], Target] | None = None
-        self.transport: asyncio.DatagramTransport | None = None
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+        self._loop.add_reader(sock.fileno(), self._read_ready)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+    @classmethod
+    def open(
+        cls,
+        family: socket.AddressFamily,
+        bind_host: str,
+        counters: _Counters,
+        deliver: Callable[[bytes, Target], None],
+    ) -> _DatagramFlow:
+        """A socket bound to a free port of ``bind_host``, read from now on."""
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((bind_host, 0))
+        except OSError:
+            sock.close()
+            raise
+        return cls(sock, counters, deliver)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if exc is not None:
-            _LOGGER.warning("UDP socket failed: %s", exc)
-        if not self.closed.done():
-            self.closed.set_result(None)
+    def _read_ready(self) -> None:
+        for _ in range(MAX_DATAGRAMS_PER_TURN):
+            try:
+                data, addr = self._sock.recvfrom(MAX_DATAGRAM_SIZE)
+            except BlockingIOError, InterruptedError:
+                return
+            except OSError as exc:
+                # ICMP errors name no flow; the core's timers notice the silence and fail over.
+                _LOGGER.debug("UDP error: %s", exc)
+                return
+            self._received(data, addr)
 
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+    def _received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         counters = self._counters
         counters.bytes_in += len(data)
         if not data:
@@ -369,25 +396,26 @@ class _DatagramFlow(asyncio.DatagramProtocol):
                 self._last_source = (addr, source)
             self._deliver(data, source)
 
-    def error_received(self, exc: Exception) -> None:
-        # ICMP errors on an unconnected socket name no flow; the core's timers notice the
-        # silence and fail over.
-        _LOGGER.debug("UDP error: %s", exc)
-
     def local_address(self, target: Target) -> tuple[str, int]:
-        assert self.transport is not None
-        host, port = self.transport.get_extra_info("sockname")[:2]
+        host, port = self._sock.getsockname()[:2]
         if ipaddress.ip_address(host).is_unspecified:
             host = _route_source(target)
         return host, port
 
     def send(self, target: Target, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.sendto(data, (target.host, target.port))
+        try:
+            self._sock.sendto(data, (target.host, target.port))
+        except OSError as exc:
+            # A full send buffer or an unreachable network loses the datagram, as the network
+            # itself may: the core's retransmissions and timers cover both.
+            _LOGGER.debug("UDP send to %s failed: %s", target, exc)
 
     def close(self) -> None:
-        assert self.transport is not None
-        self.transport.close()
+        if self.closed.done():
+            return
+        self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()
+        self.closed.set_result(None)
 
 
 def _route_source(target: Target) -> str:
