@@ -92,8 +92,7 @@ class Inbound:
         server = self._transactions.server_of_copy(raw)
         if server is None:
             return False
-        if (repeated := server.on_retransmission()) is not None:
-            self._transmits.append((server.source, repeated))
+        self._answer_again(server)
         return True
 
     def on_request(
@@ -104,7 +103,7 @@ class Inbound:
         flow: Flow,
         *,
         registered: bool,
-        raw: bytes = b"",
+        raw: bytes,
     ) -> bool:
         """Answer ``request`` from ``source``; False when it needed no new answer.
 
@@ -133,8 +132,7 @@ class Inbound:
         key = (via.branch or "", f"{via.host}:{via.port}", method)
         existing = self._transactions.server.get(key)
         if existing is not None:
-            if (repeated := existing.on_retransmission()) is not None:
-                self._transmits.append((existing.source, repeated))
+            self._answer_again(existing)
             return False
         server = ServerTransaction(request, reply_to, self._timers, raw)
         response = self._answer(request, source, now, flow, registered=registered)
@@ -162,6 +160,11 @@ class Inbound:
         out: list[InboundEvent] = [*self.calls.take_events(), *self._events]
         self._events = []
         return out
+
+    def _answer_again(self, server: ServerTransaction) -> None:
+        """A request came again: repeat its transaction's last answer, if it has one."""
+        if (repeated := server.on_retransmission()) is not None:
+            self._transmits.append((server.source, repeated))
 
     def _answer(
         self, request: Request, source: Target, now: float, flow: Flow, *, registered: bool
