@@ -121,7 +121,7 @@ class TransportLayer:
             raise LocalProtocolError("the transport layer is closed")
         address = _ip_address(target.host)
         if target.transport is Transport.UDP:
-            flow = await self._datagram_flow(address)
+            flow = self._datagram_flow(address)
             return flow.local_address(target)
         if target.transport is Transport.TLS and self._ssl_context is None:
             raise LocalProtocolError(f"TLS to {target} needs an SSL context")
@@ -243,7 +243,7 @@ class TransportLayer:
                 server.abort_clients()
             await asyncio.gather(*closing, return_exceptions=True)
 
-    async def _datagram_flow(
+    def _datagram_flow(
         self, address: ipaddress.IPv4Address | ipaddress.IPv6Address
     ) -> _DatagramFlow:
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
@@ -254,8 +254,6 @@ class TransportLayer:
                 bind_host = "::1" if address.is_loopback else "::"
             else:
                 bind_host = "127.0.0.1" if address.is_loopback else "0.0.0.0"  # noqa: S104
-            if self._closed:
-                raise LocalProtocolError("the transport layer is closed")
             flow = _DatagramFlow.open(family, bind_host, self._counters, self._deliver)
             self._datagrams[key] = flow
         return flow
