@@ -317,9 +317,9 @@ def census(states: list[dict[str, Any]]) -> Census:
             continue
         if entity_id.endswith("_registration"):
             registered += state["state"] == "registered"
-        elif entity_id.endswith("_subscription"):
-            subscribed += state["state"] == "active"
         elif is_presence(entity_id):
+            # available while its subscription is up (the subscription sensors are disabled)
+            subscribed += state["state"] != "unavailable"
             presence[state["state"]] += 1
     return Census(registered, subscribed, presence)
 

@@ -346,6 +346,8 @@ SUBSCRIPTION = BuddySensorEntityDescription(
     translation_key="subscription",
     device_class=SensorDeviceClass.ENUM,
     entity_category=EntityCategory.DIAGNOSTIC,
+    # One per buddy: with 2,000 buddies an entity that is not shown costs less disabled.
+    entity_registry_enabled_default=False,
     options=[state.value for state in SubscriptionState],
     value_fn=lambda watched: watched.status.state.value,
     attributes_fn=subscription_attributes,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from unittest.mock import PropertyMock, patch
 
 from homeassistant.const import CONF_PASSWORD
 import pytest
@@ -24,6 +25,17 @@ from tests.harness.kamailio import TEST_ACCOUNTS, KamailioServer
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load the integration from custom_components/."""
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Any:
+    """Create entities disabled by default enabled."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        return_value=True,
+        new_callable=PropertyMock,
+    ):
+        yield
 
 
 @pytest.fixture

@@ -78,8 +78,12 @@ async def test_buddy_added_at_run_time_follows_presence_and_removal_unsubscribes
     subentry_id = await add_buddy(hass, entry, "bob", "Bob")  # a bare user: the profile's domain
     assert entry.state is ConfigEntryState.LOADED
     assert entry.subentries[subentry_id].data["uri"] == "sip:bob@sip.test"
-    await wait_for(hass, lambda: state(hass, BOB_SUBSCRIPTION) == "active")
     await wait_for(hass, lambda: state(hass, BOB_PRESENCE) not in (None, STATE_UNAVAILABLE))
+    # The diagnostic subscription sensor is there, disabled until a user enables it.
+    subscription_entry = entity_registry.async_get(BOB_SUBSCRIPTION)
+    assert subscription_entry is not None
+    assert subscription_entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    assert hass.states.get(BOB_SUBSCRIPTION) is None
 
     # The buddy's own device, reached through the profile's.
     profile_device = device_registry.async_get_device_by_identifier(
@@ -139,6 +143,7 @@ async def test_buddy_added_at_run_time_follows_presence_and_removal_unsubscribes
     assert key not in coordinator.subscriptions.keys
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_buddies_unavailable_while_the_server_restarts_then_back(
     hass: HomeAssistant,
     make_entry: Callable[..., MockConfigEntry],
@@ -262,6 +267,7 @@ async def test_buddy_subentry_flow_validates_and_refuses_duplicates(
     assert result["title"] == "sip:bob@sip.test"
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_disabled_profile_ends_its_subscriptions(
     hass: HomeAssistant,
     make_entry: Callable[..., MockConfigEntry],
@@ -283,6 +289,7 @@ BOB_SUBENTRY = "01JSIPBUDDY0BOB00000000000"
 CAROL_SUBENTRY = "01JSIPBUDDY0CAROL000000000"
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_buddy_entities(
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 import logging
 from typing import Any
-from unittest.mock import PropertyMock, patch
+from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import Platform
@@ -40,17 +40,6 @@ OTHER_BINDINGS = "sensor.sip_alice_sip_test_other_bindings"
 def only_sensors() -> Any:
     """Set up the sensor platform alone."""
     with patch("custom_components.sip_profiles.PLATFORMS", [Platform.SENSOR]):
-        yield
-
-
-@pytest.fixture
-def entity_registry_enabled_by_default() -> Any:
-    """Create entities disabled by default enabled."""
-    with patch(
-        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
-        return_value=True,
-        new_callable=PropertyMock,
-    ):
         yield
 
 
