@@ -8,16 +8,21 @@ flow and every buddy through the buddy subentry flow, then prints:
 
 - after a restart: the time until every profile is registered and every buddy subscribed, and
   the SUBSCRIBEs the server received per subscription meanwhile (Kamailio's own counter);
-- idle: Home Assistant's CPU and the state writes per minute; its resident memory per buddy over
+- idle: Home Assistant's CPU (beside the bare Home Assistant's, measured the same way before
+  the profiles were made) and the state writes per minute; its resident memory per buddy over
   the bare Home Assistant;
 - a burst: a publisher process PUBLISHes a new presence for every buddy at once, so the server
   NOTIFYs every watcher (profiles x buddies NOTIFYs). PUBLISH->state latency (the publisher's
   send time travels in the PIDF note, Home Assistant's ``last_updated`` ends it), state writes per
   change (and to entities other than the changed buddy), Home Assistant's CPU per change above
   idle, the event loop's round trip (websocket ``ping`` every 100 ms) and the NOTIFYs the server
-  sent again because their answer was late (from Kamailio's sipdump);
+  sent again because their answer was late (from Kamailio's sipdump), apart from the NOTIFYs no
+  one answered (subscriptions an earlier stop left at the server);
 - the stop: seconds until the process exited and until the last SIP request reached the server,
-  errors logged, bindings left at the registrar.
+  errors logged, bindings left at the registrar;
+- the peer: Home Assistant stopped, the same accounts watch the same buddies through bare user
+  agents (the SIP core and its asyncio runner) in this process, and the same burst is measured
+  again: what the server retransmits to them is what it retransmits however fast it is answered.
 
 Each number is printed beside its target with "met" or "NOT met". Buddy j of profile i is
 ``b{(i + j) % profiles}``: each buddy is watched by ``buddies`` profiles. The run stops by itself
@@ -50,6 +55,8 @@ from typing import Any
 
 from benchmarks.presence_subscriptions import make_runner, password, published, wait_until
 from custom_components.sip_profiles.sip.documents.pidf import MyPresence
+from custom_components.sip_profiles.sip.subscription import NotifyReceived, SubscriptionState
+from custom_components.sip_profiles.sip.uri import parse_sip_uri
 from custom_components.sip_profiles.sip.useragent import UserAgentEvent
 from tests.harness.hass import (
     BASE_INTEGRATIONS,
@@ -218,9 +225,9 @@ class SipDump:
 
     def notifies(self, since: float, until: float) -> NotifyTraffic:
         """The NOTIFYs the server sent in the window, and when their answers reached it."""
+        sends: Counter[tuple[str, str]] = Counter()
         first_sent: dict[tuple[str, str], float] = {}
         answered: dict[tuple[str, str], float] = {}
-        sent = 0
         for tag, when, message in self.messages(since, until):
             call_id = re.search(r"^(?:Call-ID|i):\s*(\S+)", message, re.MULTILINE | re.IGNORECASE)
             cseq = re.search(r"^CSeq:\s*(\d+)\s+NOTIFY", message, re.MULTILINE | re.IGNORECASE)
@@ -228,12 +235,16 @@ class SipDump:
                 continue
             key = (call_id.group(1), cseq.group(1))
             if tag == "snd" and message.startswith("NOTIFY "):
-                sent += 1
+                sends[key] += 1
                 first_sent.setdefault(key, when)
             elif tag == "rcv" and message.startswith("SIP/2.0 ") and key in first_sent:
                 answered.setdefault(key, when)
-        delays = [answered[key] - first_sent[key] for key in answered]
-        return NotifyTraffic(sent, sent - len(first_sent), delays)
+        return NotifyTraffic(
+            sent=sum(sends[key] for key in answered),
+            again=sum(sends[key] - 1 for key in answered),
+            unanswered=sum(sends[key] for key in sends if key not in answered),
+            answer_delays=[answered[key] - first_sent[key] for key in answered],
+        )
 
     def last_request(self, since: float) -> float | None:
         """When the last request reached the server after since."""
@@ -246,11 +257,19 @@ class SipDump:
 
 @dataclass(frozen=True)
 class NotifyTraffic:
-    """NOTIFYs sent, of them sent again (same Call-ID and CSeq), seconds until each answer."""
+    """The NOTIFYs of a window: those that were answered (each Call-ID and CSeq as often as the
+    server sent it, ``again`` the repeats), the seconds until each answer, and the NOTIFYs no one
+    answered (to subscriptions a stopped process left at the server, the server gave up on them).
+    """
 
     sent: int
     again: int
+    unanswered: int
     answer_delays: list[float]
+
+    @property
+    def again_percent(self) -> float:
+        return self.again * 100 / max(self.sent, 1)
 
 
 def subscribes_received(server: KamailioServer) -> int:
@@ -491,7 +510,10 @@ async def run(args: argparse.Namespace) -> None:
         await hass.start()
         await asyncio.sleep(SETTLE)
         bare = hass.sample()
-        log(f"bare Home Assistant: {bare.rss_bytes / 2**20:.0f} MiB")
+        log(f"bare Home Assistant: {bare.rss_bytes / 2**20:.0f} MiB; idle for {args.idle:g} s")
+        await asyncio.sleep(args.idle)
+        bare_idle_cpu = (hass.sample().cpu_seconds - bare.cpu_seconds) / args.idle
+        report.add("idle: CPU of the bare Home Assistant", bare_idle_cpu * 100, "%")
 
         await asyncio.to_thread(create_profiles, hass.client, server, profiles, buddies)
         await hass.wait_for(all_up(profiles, buddies), args.wait, "all up")
@@ -517,6 +539,7 @@ async def run(args: argparse.Namespace) -> None:
         # -- idle
         quiet = await wait_quiet(hass, args.wait)
         report.add("restart: Home Assistant quiet after", quiet - launched, "s")
+        log(f"idle for {args.idle:g} s")
         idle_start, idle_sample = time.time(), hass.sample()
         await asyncio.sleep(args.idle)
         idle_end, idle_sample_end = time.time(), hass.sample()
@@ -525,6 +548,7 @@ async def run(args: argparse.Namespace) -> None:
         await asyncio.sleep(BURST_TAIL)  # the recorder commits every 5 s
         idle_writes = len(hass.recorder.writes(idle_start, idle_end)) * 60 / idle_seconds
         report.add("idle: CPU", idle_cpu * 100, "%", 0.1)
+        report.add("idle: CPU above the bare Home Assistant", (idle_cpu - bare_idle_cpu) * 100, "%")
         report.add("idle: state writes", idle_writes, "/min", 0, digits=1)
         rss_per_buddy = (idle_sample_end.rss_bytes - bare.rss_bytes) / subscriptions
         report.add(
@@ -538,7 +562,7 @@ async def run(args: argparse.Namespace) -> None:
             lambda found: found.presence["online"] >= subscriptions, args.wait, "warm-up"
         )
         await asyncio.sleep(BURST_TAIL)
-        await burst(hass, publisher, dump, report, subscriptions, args.wait, idle_cpu)
+        notifies = await burst(hass, publisher, dump, report, subscriptions, args.wait, idle_cpu)
         await publisher.close()
         publisher = None
 
@@ -557,6 +581,16 @@ async def run(args: argparse.Namespace) -> None:
         report.add("stop: bindings left", left, "", 0, digits=0)
         if errors:
             log("first error: " + errors[0][:1000])
+
+        # -- the same burst to the bare user agents, Home Assistant stopped
+        log("peer burst")
+        peer = await peer_burst(server, report, profiles, buddies, args.wait)
+        if peer.again:
+            report.add(
+                "burst: NOTIFYs retransmitted, Home Assistant / peer",
+                notifies.again_percent / peer.again_percent,
+                "",
+            )
         print(
             f"\nHome Assistant {version}, {profiles} profiles x {buddies} buddies,"
             f" recorder on, UDP, Kamailio on loopback"
@@ -595,7 +629,7 @@ async def burst(
     subscriptions: int,
     wait: float,
     idle_cpu: float,
-) -> None:
+) -> NotifyTraffic:
     """PUBLISH busy for every buddy at once; measure until every watcher's state shows it."""
     assert hass.websocket is not None
     websocket = hass.websocket
@@ -640,7 +674,7 @@ async def burst(
     cpu_per_change = (cpu_after - cpu_before - idle_cpu * (ended - started)) / len(changes)
     print(
         f"\nburst: {len(changes)} buddy changes, {len(writes)} state writes,"
-        f" {notifies.sent} NOTIFYs sent by the server",
+        f" {notifies.sent} NOTIFYs answered and {notifies.unanswered} not",
         flush=True,
     )
     report.add("burst: PUBLISH->state latency p50", quantile(latencies, 0.5), "s")
@@ -651,18 +685,87 @@ async def burst(
     report.add("burst: HA CPU per change (above idle)", cpu_per_change * 1000, "ms", 1.5)
     report.add("burst: event-loop round trip p99", quantile(round_trips, 0.99), "s", digits=3)
     report.add("burst: event-loop round trip max", max(round_trips), "s", 1, digits=3)
+    report.add("burst: NOTIFYs retransmitted by the server", notifies.again_percent, "%", 1)
+    add_answers(report, "burst", notifies)
+    return notifies
+
+
+def add_answers(report: Report, phase: str, notifies: NotifyTraffic) -> None:
+    """When the server saw the answers, and the NOTIFYs no one answered."""
+    for q in (0.5, 0.99):
+        report.add(
+            f"{phase}: NOTIFY->answer at the server p{q * 100:.0f}",
+            quantile(notifies.answer_delays, q),
+            "s",
+        )
     report.add(
-        "burst: NOTIFYs retransmitted by the server",
-        notifies.again * 100 / max(notifies.sent, 1),
-        "%",
-        1,
+        f"{phase}: NOTIFYs to subscriptions an earlier stop left", notifies.unanswered, "", digits=0
     )
-    report.add(
-        "burst: NOTIFY->answer at the server p50", quantile(notifies.answer_delays, 0.5), "s"
-    )
-    report.add(
-        "burst: NOTIFY->answer at the server p99", quantile(notifies.answer_delays, 0.99), "s"
-    )
+
+
+async def peer_burst(
+    server: KamailioServer, report: Report, profiles: int, buddies: int, wait: float
+) -> NotifyTraffic:
+    """The same burst to bare user agents in this process: the core without Home Assistant.
+
+    Each profile's account watches the same buddies as in Home Assistant, through a
+    UserAgentRunner of its own, and answers every NOTIFY as soon as it is read. What the server
+    retransmits to these is what it retransmits however fast its NOTIFYs are answered.
+    """
+    host, port = server.address("udp")
+    dump = SipDump(server.state_dir / "sipdump")
+    runners = [make_runner(host, port, profile_user(index)) for index in range(profiles)]
+    changed = asyncio.Event()
+    bodies: list[float] = []
+
+    def on_event(event: UserAgentEvent) -> None:
+        if isinstance(event, NotifyReceived) and event.body:
+            bodies.append(time.time())
+        changed.set()
+
+    for index, runner in enumerate(runners):
+        runner.add_listener(on_event)
+        await runner.start()
+        for offset in range(buddies):
+            buddy = buddy_user((index + offset) % profiles)
+            runner.subscribe(parse_sip_uri(server.aor(buddy)), "presence")
+    subscriptions = profiles * buddies
+
+    def all_active() -> bool:
+        return all(
+            status.state is SubscriptionState.ACTIVE
+            for runner in runners
+            for status in runner.user_agent.subscriptions.values()
+        )
+
+    async def notified(since: float) -> None:
+        async with asyncio.timeout(wait):
+            while sum(arrived >= since for arrived in bodies) < subscriptions:
+                changed.clear()
+                await changed.wait()
+
+    publisher = await Publisher.start(server, profiles)
+    try:
+        async with asyncio.timeout(wait):
+            while not all_active():
+                changed.clear()
+                await changed.wait()
+        warm = time.time()
+        await publisher.publish(MyPresence.AVAILABLE)
+        await notified(warm)
+        await asyncio.sleep(BURST_TAIL)
+        started = time.time()
+        await publisher.publish(MyPresence.BUSY)
+        await notified(started)
+        await asyncio.sleep(BURST_TAIL)
+        notifies = dump.notifies(started, time.time())
+    finally:
+        await publisher.close()
+        for runner in runners:
+            await runner.stop(unregister=False)
+    report.add("peer burst: NOTIFYs retransmitted by the server", notifies.again_percent, "%")
+    add_answers(report, "peer burst", notifies)
+    return notifies
 
 
 def hass_python() -> str:
