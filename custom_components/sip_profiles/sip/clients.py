@@ -87,10 +87,6 @@ class ClientSet:
             self._by_call_id[current] = client
             self._indexed_call_id[client] = current
 
-    def by_call_id(self, call_id: str) -> AnyClient | None:
-        """The client whose dialog ``call_id`` names."""
-        return self._by_call_id.get(call_id)
-
     def notify(self, request: Request, now: float) -> int:
         """Hand a NOTIFY to the client whose dialog it names; the status to answer it with."""
         try:

@@ -9,7 +9,7 @@ It holds what is a publication's own: the document, SIP-ETag and SIP-If-Match, a
 server lost our entity-tag: the document is published anew). How a PUBLISH is sent, challenged,
 retried and refreshed (423 Min-Expires, Retry-After or backoff, refresh at 90 % of the granted
 expiry) is decided in :mod:`.client`. A document chosen while a PUBLISH is in flight is queued
-(:attr:`Publication.queued`) and follows its answer.
+and follows its answer.
 """
 
 from __future__ import annotations
@@ -118,11 +118,6 @@ class Publication(Client[Operation, PublicationStatus, PublicationChanged]):
         """The entity-tag of the published state, or None."""
         return self._etag
 
-    @property
-    def queued(self) -> bool:
-        """Whether a new document waits for the answer to the PUBLISH in flight."""
-        return self._queued
-
     # -- commands ------------------------------------------------------------------------------
 
     def publish(self, presence: MyPresence, note: str | None = None) -> None:
@@ -161,15 +156,14 @@ class Publication(Client[Operation, PublicationStatus, PublicationChanged]):
         """Remove our published state (Expires 0) and stop refreshing."""
         self._enabled = False
         self._queued = False
-        if self._drop_held() and self._etag is None:
+        self._drop_held()
+        if self._pending is None and self._etag is None:
             self._set_status(PublicationStatus(PublicationState.UNPUBLISHED))
-        elif self._pending is not None:
-            self._set_status(PublicationStatus(PublicationState.UNPUBLISHING))
-        elif self._etag is not None:
-            self._set_status(PublicationStatus(PublicationState.UNPUBLISHING))
+            return
+        # A PUBLISH in flight is removed once its answer brings the entity-tag.
+        self._set_status(PublicationStatus(PublicationState.UNPUBLISHING))
+        if self._pending is None:
             self._send(Operation.REMOVE)
-        else:
-            self._set_status(PublicationStatus(PublicationState.UNPUBLISHED))
 
     @override
     def restart(self, now: float) -> None:
