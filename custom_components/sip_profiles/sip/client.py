@@ -216,6 +216,8 @@ class Client[O, S: ClientStatus, E]:
         self._pending: Pending[O] | None = None
         self._requests: list[Request] = []
         self._events: list[E] = []
+        self.start_queued = False
+        """Whether a start waits for the user agent's pacing (see ``start``)."""
 
     # -- what the user agent reads -------------------------------------------------------------
 
@@ -333,11 +335,6 @@ class Client[O, S: ClientStatus, E]:
     def on_notify(self, request: Request, now: float) -> int:  # noqa: ARG002
         """An in-dialog NOTIFY with our Call-ID; the status to answer (481: no dialog here)."""
         return 481
-
-    @property
-    def start_queued(self) -> bool:
-        """Whether a start waits for the user agent's pacing (see ``start``)."""
-        return False
 
     def start(self) -> None:
         """Make the queued start; the user agent paces these."""

@@ -284,10 +284,9 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
         self.key = key
         self._new_token = new_token
         self._dialog: _Dialog | None = None
-        self._start_queued = False
         self._active_since_restart = True
-        self._awaiting: Awaiting | None = None
-        self._awaiting_until: float | None = None
+        self._awaiting: tuple[Awaiting, float] | None = None
+        """The NOTIFY waited for, and until when."""
 
     @property
     def state(self) -> SubscriptionState:
@@ -299,11 +298,6 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
     def call_id(self) -> str | None:
         """The Call-ID of the current dialog, or None when there is none."""
         return self._dialog.call_id if self._dialog is not None else None
-
-    @property
-    def start_queued(self) -> bool:
-        """Whether a new dialog waits for the user agent's ``start()``."""
-        return self._start_queued
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -319,7 +313,7 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
 
     def start(self) -> None:
         """Send the queued SUBSCRIBE of a new dialog."""
-        if self._start_queued and self._enabled:
+        if self.start_queued and self._enabled:
             self._start(self._status.reason)
 
     @override
@@ -341,7 +335,7 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
     def unsubscribe(self) -> None:
         """End the subscription (Expires 0) and wait for the final NOTIFY."""
         self._enabled = False
-        if self._drop_held() or self._start_queued:
+        if self._drop_held() or self.start_queued:
             self._end()
         elif self._pending is not None:
             # The answer to the request in flight decides whether there is a dialog to end.
@@ -368,16 +362,15 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
     @override
     def on_timer(self, now: float) -> None:
         """A refresh, a retry or the wait for a NOTIFY is due."""
-        until = self._awaiting_until
+        awaiting = self._awaiting
         if self._pending is not None:
             return
-        if self._awaiting is Awaiting.FINAL_NOTIFY and until is not None and now >= until:
-            self._end()
-        elif self._awaiting is Awaiting.FIRST_NOTIFY and until is not None and now >= until:
-            if self._enabled:
-                self._fail(Failure(FailureReason.NO_NOTIFY), now, retry=True)
-        else:
+        if awaiting is None or now < awaiting[1]:
             super().on_timer(now)
+        elif awaiting[0] is Awaiting.FINAL_NOTIFY:
+            self._end()
+        elif self._enabled:
+            self._fail(Failure(FailureReason.NO_NOTIFY), now, retry=True)
 
     @override
     def on_notify(self, request: Request, now: float) -> int:
@@ -386,8 +379,8 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
         notified = dialog.take_notify(request, self.settings.package) if dialog else 481
         if isinstance(notified, int):
             return notified
-        if self._awaiting is Awaiting.FIRST_NOTIFY:
-            self._await(None, None)
+        if self._awaiting is not None and self._awaiting[0] is Awaiting.FIRST_NOTIFY:
+            self._awaiting = None
         if notified.state == "terminated":
             self._on_terminated(notified.reason, notified.retry_after, now)
         else:
@@ -401,7 +394,7 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
 
     @override
     def _waits(self) -> tuple[float | None, ...]:
-        return (self._awaiting_until,)
+        return (None if self._awaiting is None else self._awaiting[1],)
 
     @override
     def _retry(self, now: float) -> None:
@@ -415,7 +408,7 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
     @override
     def _succeeded(self, operation: Operation, response: Response, now: float) -> None:
         if operation is Operation.UNSUBSCRIBE:
-            self._await(Awaiting.FINAL_NOTIFY, now + NOTIFY_WAIT)
+            self._awaiting = (Awaiting.FINAL_NOTIFY, now + NOTIFY_WAIT)
             return
         dialog = self._dialog
         if dialog is None:
@@ -437,7 +430,7 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
             return
         status = self._status
         if status.state is SubscriptionState.SUBSCRIBING:
-            self._await(Awaiting.FIRST_NOTIFY, now + NOTIFY_WAIT)
+            self._awaiting = (Awaiting.FIRST_NOTIFY, now + NOTIFY_WAIT)
         self._set_status(
             replace(
                 status,
@@ -504,15 +497,15 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
 
     def _queue_start(self, reason: FailureReason | None) -> None:
         self._dialog = None
-        self._await(None, None)
-        self._start_queued = True
+        self._awaiting = None
+        self.start_queued = True
         self._set_status(SubscriptionStatus(SubscriptionState.SUBSCRIBING, reason=reason))
 
     def _start(self, reason: FailureReason | None) -> None:
         """A new dialog and its initial SUBSCRIBE."""
-        self._start_queued = False
+        self.start_queued = False
         self._dialog = _Dialog(call_id=self._new_token(16), local_tag=self._new_token(8))
-        self._await(None, None)
+        self._awaiting = None
         self._set_status(SubscriptionStatus(SubscriptionState.SUBSCRIBING, reason=reason))
         self._send(Operation.SUBSCRIBE)
 
@@ -520,16 +513,22 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
     def _build(self, operation: Operation) -> Request:
         if self._dialog is None:
             raise LocalProtocolError("no subscription dialog")
+        settings = self.settings
+        uri, headers = self._dialog.request(settings, initial=operation is Operation.SUBSCRIBE)
+        headers.add("Contact", f"<{self._contact}>")
+        headers.add("Event", settings.package)
+        if (accept := ACCEPT.get(settings.package.lower())) is not None:
+            headers.add("Accept", accept)
         expires = 0 if operation is Operation.UNSUBSCRIBE else self._expires
-        initial = operation is Operation.SUBSCRIBE
-        return _subscribe(
-            self.settings, self._dialog, self._contact, expires, self._digest, initial=initial
-        )
+        headers.add("Expires", str(expires))
+        for name, value in self._digest.authorization_headers("SUBSCRIBE", str(uri)):
+            headers.add(name, value)
+        return Request("SUBSCRIBE", uri, headers)
 
     def _fail(self, failure: Failure, now: float, *, retry: bool) -> None:
         """Failed: tried again later when ``retry``, else given up until subscribed again."""
         self._dialog = None
-        self._await(None, None)
+        self._awaiting = None
         retry_at = self._retry_at(failure, now, retryable=retry)
         if retry_at is None:
             self._enabled = False
@@ -544,34 +543,9 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
 
     def _end(self) -> None:
         self._dialog = None
-        self._start_queued = False
-        self._await(None, None)
+        self.start_queued = False
+        self._awaiting = None
         self._set_status(self._idle)
-
-    def _await(self, awaiting: Awaiting | None, until: float | None) -> None:
-        self._awaiting = awaiting
-        self._awaiting_until = until
-
-
-def _subscribe(
-    settings: SubscriptionSettings,
-    dialog: _Dialog,
-    contact: SipUri | None,
-    expires: int,
-    digest: DigestClient,
-    *,
-    initial: bool,
-) -> Request:
-    """A SUBSCRIBE in ``dialog`` (``initial``: the one that starts it)."""
-    uri, headers = dialog.request(settings, initial=initial)
-    headers.add("Contact", f"<{contact}>")
-    headers.add("Event", settings.package)
-    if (accept := ACCEPT.get(settings.package.lower())) is not None:
-        headers.add("Accept", accept)
-    headers.add("Expires", str(expires))
-    for name, value in digest.authorization_headers("SUBSCRIBE", str(uri)):
-        headers.add(name, value)
-    return Request("SUBSCRIBE", uri, headers)
 
 
 __all__ = [
