@@ -22,10 +22,10 @@ from typing import override
 
 from .auth import DigestClient
 from .backoff import BackoffPolicy
-from .client import Client, ClientStatus, Failure, granted_expires, refresh_time
+from .client import Client, ClientStatus, Failure, RequestIds, granted_expires, refresh_time
 from .documents.pidf import MyPresence, build_pidf
 from .errors import LocalProtocolError
-from .headers import Headers, NameAddr
+from .headers import NameAddr
 from .message import Request, Response
 from .uri import SipUri
 
@@ -100,10 +100,8 @@ class Publication(Client[Operation, PublicationStatus, PublicationChanged]):
             rng=rng,
         )
         self.settings = settings
-        self._call_id = new_token(16)
-        self._from_tag = new_token(8)
+        self._ids = RequestIds(call_id=new_token(16), from_tag=new_token(8))
         self._tuple_id = "t" + new_token(4)
-        self._cseq = 0
         self._etag: str | None = None
         self._document: bytes | None = None
         self._queued = False
@@ -264,33 +262,22 @@ class Publication(Client[Operation, PublicationStatus, PublicationChanged]):
     @override
     def _build(self, operation: Operation) -> Request:
         settings = self.settings
-        self._cseq += 1
-        aor = NameAddr(settings.aor, settings.display_name)
-        headers = Headers(
-            [
-                ("From", str(replace(aor, params=(("tag", self._from_tag),)))),
-                ("To", str(aor)),
-                ("Call-ID", self._call_id),
-                ("CSeq", f"{self._cseq} PUBLISH"),
-                ("Event", "presence"),
-                ("Expires", "0" if operation is Operation.REMOVE else str(self._expires)),
-            ]
-        )
+        aor = str(NameAddr(settings.aor, settings.display_name))
+        fields = self._ids.fields("PUBLISH", aor, aor)
+        fields.append(("Event", "presence"))
+        fields.append(("Expires", "0" if operation is Operation.REMOVE else str(self._expires)))
         if operation is not Operation.INITIAL:
             if self._etag is None:
                 raise LocalProtocolError("no entity-tag to refer to")
-            headers.add("SIP-If-Match", self._etag)
+            fields.append(("SIP-If-Match", self._etag))
         body = b""
         if operation in (Operation.INITIAL, Operation.MODIFY):
             if self._document is None:
                 raise LocalProtocolError("nothing to publish")
             body = self._document
-            headers.add("Content-Type", PIDF)
+            fields.append(("Content-Type", PIDF))
             self._queued = False  # this request carries the newest document
-        uri = str(settings.aor)
-        for name, value in self._digest.authorization_headers("PUBLISH", uri, body):
-            headers.add(name, value)
-        return Request("PUBLISH", settings.aor, headers, body)
+        return self._request("PUBLISH", settings.aor, fields, body)
 
 
 __all__ = [

@@ -30,10 +30,10 @@ from typing import override
 
 from .auth import DigestClient
 from .backoff import BackoffPolicy
-from .client import Client, ClientStatus, Failure, FailureReason, refresh_time
+from .client import Client, ClientStatus, Failure, FailureReason, RequestIds, refresh_time
 from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import is_token
-from .headers import Headers, NameAddr
+from .headers import NameAddr
 from .message import Request, Response
 from .uri import SipUri, Uri
 
@@ -157,12 +157,9 @@ class Operation(StrEnum):
 
 
 @dataclass(slots=True)
-class _Dialog:
+class _Dialog(RequestIds):
     """One subscription dialog (RFC 6665 §4.1.2): each new SUBSCRIBE outside it starts another."""
 
-    call_id: str
-    local_tag: str
-    cseq: int = 0
     remote_tag: str | None = None
     route_set: tuple[str, ...] = ()
     remote_target: Uri | None = None
@@ -175,7 +172,7 @@ class _Dialog:
         malformed, 500 lower than the last NOTIFY's CSeq (nothing changes on a refusal).
         """
         try:
-            if request.call_id != self.call_id or request.to.tag != self.local_tag:
+            if request.call_id != self.call_id or request.to.tag != self.from_tag:
                 return 481
             event = request.event
             remote_tag = request.from_.tag
@@ -221,24 +218,17 @@ class _Dialog:
             self.remote_target = contacts[0].uri
         return granted
 
-    def request(self, settings: SubscriptionSettings, *, initial: bool) -> tuple[Uri, Headers]:
+    def request(
+        self, settings: SubscriptionSettings, *, initial: bool
+    ) -> tuple[Uri, list[tuple[str, str]]]:
         """The Request-URI and dialog headers of our next SUBSCRIBE (a new CSeq)."""
-        self.cseq += 1
-        in_dialog = not initial and self.remote_tag is not None
-        uri: Uri = settings.target
-        headers = Headers()
-        to_params: tuple[tuple[str, str | None], ...] = ()
-        if in_dialog:
-            uri = self.remote_target or settings.target
-            for route in self.route_set:
-                headers.add("Route", route)
-            to_params = (("tag", self.remote_tag),)
-        from_ = NameAddr(settings.aor, settings.display_name, (("tag", self.local_tag),))
-        headers.add("From", str(from_))
-        headers.add("To", str(NameAddr(settings.target, params=to_params)))
-        headers.add("Call-ID", self.call_id)
-        headers.add("CSeq", f"{self.cseq} SUBSCRIBE")
-        return uri, headers
+        from_ = str(NameAddr(settings.aor, settings.display_name))
+        if initial or self.remote_tag is None:
+            return settings.target, self.fields("SUBSCRIBE", from_, str(NameAddr(settings.target)))
+        to = NameAddr(settings.target, params=(("tag", self.remote_tag),))
+        routes = [("Route", route) for route in self.route_set]
+        uri = self.remote_target or settings.target
+        return uri, [*routes, *self.fields("SUBSCRIBE", from_, str(to))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,7 +494,7 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
     def _start(self, reason: FailureReason | None) -> None:
         """A new dialog and its initial SUBSCRIBE."""
         self.start_queued = False
-        self._dialog = _Dialog(call_id=self._new_token(16), local_tag=self._new_token(8))
+        self._dialog = _Dialog(call_id=self._new_token(16), from_tag=self._new_token(8))
         self._awaiting = None
         self._set_status(SubscriptionStatus(SubscriptionState.SUBSCRIBING, reason=reason))
         self._send(Operation.SUBSCRIBE)
@@ -514,16 +504,13 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
         if self._dialog is None:
             raise LocalProtocolError("no subscription dialog")
         settings = self.settings
-        uri, headers = self._dialog.request(settings, initial=operation is Operation.SUBSCRIBE)
-        headers.add("Contact", f"<{self._contact}>")
-        headers.add("Event", settings.package)
+        uri, fields = self._dialog.request(settings, initial=operation is Operation.SUBSCRIBE)
+        fields += [("Contact", f"<{self._contact}>"), ("Event", settings.package)]
         if (accept := ACCEPT.get(settings.package.lower())) is not None:
-            headers.add("Accept", accept)
+            fields.append(("Accept", accept))
         expires = 0 if operation is Operation.UNSUBSCRIBE else self._expires
-        headers.add("Expires", str(expires))
-        for name, value in self._digest.authorization_headers("SUBSCRIBE", str(uri)):
-            headers.add(name, value)
-        return Request("SUBSCRIBE", uri, headers)
+        fields.append(("Expires", str(expires)))
+        return self._request("SUBSCRIBE", uri, fields)
 
     def _fail(self, failure: Failure, now: float, *, retry: bool) -> None:
         """Failed: tried again later when ``retry``, else given up until subscribed again."""
