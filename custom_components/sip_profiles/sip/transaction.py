@@ -136,11 +136,8 @@ class ClientTransaction:
 class ServerTransaction:
     """An incoming non-INVITE request: answer once, absorb retransmissions (RFC 3261 §17.2.2)."""
 
-    def __init__(
-        self, request: Request, source: Target, timers: TimerSettings, raw: bytes = b""
-    ) -> None:
-        """Remember the request (``raw``: as it arrived) and where its responses go."""
-        self.request = request
+    def __init__(self, source: Target, timers: TimerSettings, raw: bytes = b"") -> None:
+        """Remember where responses go; ``raw`` is the request as it arrived."""
         self.raw = raw
         self.source = source
         self.state = TransactionState.TRYING

@@ -331,8 +331,8 @@ class UserAgent:
         if self._flow.keepalive_due(now):
             self._transmits.append(Transmit(self.target, KEEPALIVE_PING))
         self._clients.run_timers(now)
-        if (due := self.inbound.deadline) is not None and due <= now:
-            self.inbound.on_timer(now)
+        if (due := self.inbound.calls.deadline) is not None and due <= now:
+            self.inbound.calls.on_timer(now)
         self._flush(now)
 
     def next_deadline(self) -> float | None:
@@ -341,7 +341,7 @@ class UserAgent:
             self._transactions.next_deadline(),
             self._flow.keepalive_at,
             self._clients.deadline(),
-            self.inbound.deadline,
+            self.inbound.calls.deadline,
         )
 
     # -- output --------------------------------------------------------------------------------
@@ -555,7 +555,7 @@ def _frame(
     The Route is the outbound proxy's, made loose.
     """
     host, port = local
-    via = Via(target.transport.via_name, host, port, (("branch", branch), ("rport", None)))
+    via = Via(target.transport.value.upper(), host, port, (("branch", branch), ("rport", None)))
     routing = [("Via", str(via)), ("Max-Forwards", MAX_FORWARDS)]
     proxy = settings.outbound_proxy
     if proxy is not None and "Route" not in request.headers:
