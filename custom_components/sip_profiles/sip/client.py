@@ -94,13 +94,6 @@ FAILURES: Mapping[int, FailureReason] = MappingProxyType(
 )
 """Status -> reason; any other 5xx is a server error and anything else ``rejected``."""
 
-TRANSACTION_FAILURES: Mapping[ClientTransactionFailure, FailureReason] = MappingProxyType(
-    {
-        ClientTransactionFailure.TIMEOUT: FailureReason.TIMEOUT,
-        ClientTransactionFailure.TRANSPORT_ERROR: FailureReason.TRANSPORT_ERROR,
-    }
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Failure:
@@ -341,7 +334,8 @@ class Client[O, S: ClientStatus, E]:
         if pending is None or pending.request is not request:
             return
         self._pending = None
-        self._failed(pending.operation, Failure(TRANSACTION_FAILURES[failure]), now)
+        # Each ClientTransactionFailure has the value of the FailureReason it is.
+        self._failed(pending.operation, Failure(FailureReason(failure)), now)
 
     def resend_authorized(self) -> None:
         """Send the challenged request again with the credentials now held.
