@@ -310,15 +310,13 @@ class Registration(Client[Operation, RegistrationStatus, RegistrationEvent]):
             contacts = [self._contact_field]
             if self._stale_contact is not None:
                 contacts.append(f"<{self._stale_contact}>;expires=0")
-            fields.append(("Contact", ", ".join(contacts)))
-            fields.append(("Expires", str(self._expires)))
+            fields += [("Contact", ", ".join(contacts)), ("Expires", str(self._expires))]
         elif operation is Operation.UNREGISTER:
             if self._contact_text is not None:
                 fields.append(("Contact", f"<{self._contact_text}>"))
             fields.append(("Expires", "0"))
         elif operation is Operation.REMOVE_ALL:
-            fields.append(("Contact", STAR))
-            fields.append(("Expires", "0"))
+            fields += [("Contact", STAR), ("Expires", "0")]
         if self.settings.supported:
             fields.append(("Supported", ", ".join(self.settings.supported)))
         return self._request(
