@@ -119,7 +119,7 @@ def test_transport_error_ends_a_pending_transaction_only() -> None:
 
 
 def test_server_transaction_repeats_its_response_then_forgets() -> None:
-    server = ServerTransaction(request(), UDP, TIMERS)
+    server = ServerTransaction(UDP, TIMERS)
     assert server.on_retransmission() is None
     data = server.respond(response(200), 1.0)
     assert server.on_retransmission() == data

@@ -32,9 +32,10 @@ from types import MappingProxyType
 from .auth import ChallengeOutcome, DigestClient
 from .backoff import Backoff, BackoffPolicy
 from .errors import RemoteProtocolError
+from .headers import Headers
 from .message import Request, Response
 from .transaction import ClientTransactionFailure, earliest
-from .uri import SipUri
+from .uri import SipUri, Uri
 
 REFRESH_RATIO = 0.9
 MAX_INTERVAL_RETRIES = 3
@@ -93,13 +94,6 @@ FAILURES: Mapping[int, FailureReason] = MappingProxyType(
 )
 """Status -> reason; any other 5xx is a server error and anything else ``rejected``."""
 
-TRANSACTION_FAILURES: Mapping[ClientTransactionFailure, FailureReason] = MappingProxyType(
-    {
-        ClientTransactionFailure.TIMEOUT: FailureReason.TIMEOUT,
-        ClientTransactionFailure.TRANSPORT_ERROR: FailureReason.TRANSPORT_ERROR,
-    }
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Failure:
@@ -118,12 +112,7 @@ class Failure:
             reason = FAILURES.get(status) or (
                 FailureReason.SERVER_ERROR if 500 <= status < 600 else FailureReason.REJECTED
             )
-        retry_after = None
-        if reason.retryable:
-            try:
-                retry_after = response.retry_after
-            except RemoteProtocolError:
-                retry_after = None
+        retry_after = readable(lambda: response.retry_after) if reason.retryable else None
         return cls(reason, status, response.reason, retry_after)
 
 
@@ -140,12 +129,17 @@ def answers(request: Request, response: Response) -> bool:
         return False
 
 
+def readable[T](read: Callable[[], T | None]) -> T | None:
+    """What ``read()`` returns, or None when the field it reads is malformed."""
+    try:
+        return read()
+    except RemoteProtocolError:
+        return None
+
+
 def granted_expires(response: Response, asked: int) -> int:
     """The Expires of a 2xx, or what was asked for when it has none or an unreadable one."""
-    try:
-        granted = response.expires
-    except RemoteProtocolError:
-        granted = None
+    granted = readable(lambda: response.expires)
     return asked if granted is None else granted
 
 
@@ -170,6 +164,25 @@ class ClientStatus:
     refresh_at: float | None = None
     retry_at: float | None = None
     """When a failed client tries again; None when it gave up."""
+
+
+@dataclass(slots=True)
+class RequestIds:
+    """The Call-ID, From tag and CSeq kept across a client's requests (RFC 3261 §8.1.1)."""
+
+    call_id: str
+    from_tag: str
+    cseq: int = 0
+
+    def fields(self, method: str, from_: str, to: str) -> list[tuple[str, str]]:
+        """From (``from_`` with our tag), To, Call-ID and a new CSeq for a ``method`` request."""
+        self.cseq += 1
+        return [
+            ("From", f"{from_};tag={self.from_tag}"),
+            ("To", to),
+            ("Call-ID", self.call_id),
+            ("CSeq", f"{self.cseq} {method}"),
+        ]
 
 
 @dataclass(slots=True)
@@ -216,6 +229,8 @@ class Client[O, S: ClientStatus, E]:
         self._pending: Pending[O] | None = None
         self._requests: list[Request] = []
         self._events: list[E] = []
+        self.start_queued = False
+        """Whether a start waits for the user agent's pacing (see ``start``)."""
 
     # -- what the user agent reads -------------------------------------------------------------
 
@@ -292,7 +307,7 @@ class Client[O, S: ClientStatus, E]:
                 return
             failure = Failure.of(response)
         elif status == 423 and pending.operation in self.EXPIRING:
-            minimum = _min_expires(response)
+            minimum = readable(lambda: response.min_expires)
             if (
                 minimum is not None
                 and minimum > self._expires
@@ -319,7 +334,8 @@ class Client[O, S: ClientStatus, E]:
         if pending is None or pending.request is not request:
             return
         self._pending = None
-        self._failed(pending.operation, Failure(TRANSACTION_FAILURES[failure]), now)
+        # Each ClientTransactionFailure has the value of the FailureReason it is.
+        self._failed(pending.operation, Failure(FailureReason(failure)), now)
 
     def resend_authorized(self) -> None:
         """Send the challenged request again with the credentials now held.
@@ -333,11 +349,6 @@ class Client[O, S: ClientStatus, E]:
     def on_notify(self, request: Request, now: float) -> int:  # noqa: ARG002
         """An in-dialog NOTIFY with our Call-ID; the status to answer (481: no dialog here)."""
         return 481
-
-    @property
-    def start_queued(self) -> bool:
-        """Whether a start waits for the user agent's pacing (see ``start``)."""
-        return False
 
     def start(self) -> None:
         """Make the queued start; the user agent paces these."""
@@ -391,6 +402,19 @@ class Client[O, S: ClientStatus, E]:
         if self._flow_up:
             self._issue(pending)
 
+    def _request(
+        self,
+        method: str,
+        uri: Uri,
+        fields: list[tuple[str, str]],
+        body: bytes = b"",
+        *,
+        uri_text: str | None = None,
+    ) -> Request:
+        """A request of ``fields`` and the answers to the nonces held (``uri_text``: ``uri``)."""
+        fields += self._digest.authorization_headers(method, uri_text or str(uri), body)
+        return Request(method, uri, Headers(fields), body)
+
     def _issue(self, pending: Pending[O]) -> None:
         """Build and queue the request (again, with a new CSeq and what a challenge taught us)."""
         pending.request = self._build(pending.operation)
@@ -425,13 +449,6 @@ class Client[O, S: ClientStatus, E]:
             self._events.append(self._changed(status))
 
 
-def _min_expires(response: Response) -> int | None:
-    try:
-        return response.min_expires
-    except RemoteProtocolError:
-        return None
-
-
 __all__ = [
     "FAILURES",
     "Client",
@@ -439,8 +456,10 @@ __all__ = [
     "Failure",
     "FailureReason",
     "Pending",
+    "RequestIds",
     "answer_challenge",
     "answers",
     "granted_expires",
+    "readable",
     "refresh_time",
 ]

@@ -87,10 +87,6 @@ class ClientSet:
             self._by_call_id[current] = client
             self._indexed_call_id[client] = current
 
-    def by_call_id(self, call_id: str) -> AnyClient | None:
-        """The client whose dialog ``call_id`` names."""
-        return self._by_call_id.get(call_id)
-
     def notify(self, request: Request, now: float) -> int:
         """Hand a NOTIFY to the client whose dialog it names; the status to answer it with."""
         try:
@@ -161,9 +157,7 @@ class ClientSet:
             self.challenges.hold(client, response)
             return
         client.on_response(response, now)
-        self.touch(client)
-        if self.challenges.is_probe(key):
-            self._release_challenges(200 <= response.status < 300, now)
+        self._answered(key, client, 200 <= response.status < 300, now)
 
     def fail(
         self,
@@ -175,16 +169,17 @@ class ClientSet:
     ) -> None:
         """``client``'s transaction ``key`` ended without a final response."""
         client.on_failure(failure, transaction.request, now)
-        self.touch(client)
-        if self.challenges.is_probe(key):
-            self._release_challenges(False, now)
+        self._answered(key, client, False, now)
 
-    def _release_challenges(self, probe_succeeded: bool, now: float) -> None:
-        """The probe was answered: the challenged requests that waited for it go again."""
+    def _answered(self, key: ClientKey, owner: AnyClient, succeeded: bool, now: float) -> None:
+        """``owner`` took the outcome of ``key``; after the probe, the challenges held go again."""
+        self.touch(owner)
+        if not self.challenges.is_probe(key):
+            return
         for client, challenge in self.challenges.finished():
             name = "WWW-Authenticate" if challenge.status == 401 else "Proxy-Authenticate"
             values = challenge.headers.get_all(name)
-            if probe_succeeded and self._digest.holds_answer(challenge.status, values):
+            if succeeded and self._digest.holds_answer(challenge.status, values):
                 # The nonce now held was just accepted: answer with it, not afresh.
                 client.resend_authorized()
                 self.touch(client)

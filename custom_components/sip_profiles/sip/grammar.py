@@ -11,7 +11,6 @@ import re
 from .errors import RemoteProtocolError
 
 # token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
-TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 TOKEN_CLASS = r"[A-Za-z0-9\-.!%*_+`'~]"  # noqa: S105 - a character class, not a secret
 """The regular-expression character class of token characters."""
 _TOKEN_RE = re.compile(TOKEN_CLASS + "+")
@@ -38,11 +37,6 @@ def is_token(text: str) -> bool:
 def quote(value: str) -> str:
     """Return ``value`` as a quoted-string, escaping double quotes and backslashes."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def token_or_quoted(value: str) -> str:
-    """Return ``value`` bare when it is a token, else as a quoted-string."""
-    return value if is_token(value) else quote(value)
 
 
 def read_quoted(text: str, start: int) -> tuple[str, int]:

@@ -134,20 +134,11 @@ class Inbound:
         if existing is not None:
             self._answer_again(existing)
             return False
-        server = ServerTransaction(request, reply_to, self._timers, raw)
+        server = ServerTransaction(reply_to, self._timers, raw)
         response = self._answer(request, source, now, flow, registered=registered)
         self._transmits.append((reply_to, server.respond(response, now)))
         self._transactions.add_server(key, server)
         return True
-
-    @property
-    def deadline(self) -> float | None:
-        """When ``on_timer`` has work to do."""
-        return self.calls.deadline
-
-    def on_timer(self, now: float) -> None:
-        """Retransmit answers to calls and end calls that rang too long."""
-        self.calls.on_timer(now)
 
     def take_transmits(self) -> list[tuple[Target, bytes]]:
         """Answers to send, with where they go."""
@@ -174,7 +165,7 @@ class Inbound:
         if method == "NOTIFY":
             status = self._notify(request, now)
             if status == 481:
-                from_our_server = flow.targets.includes_host(source.host)
+                from_our_server = flow.includes_host(source.host)
                 status = self._on_unsolicited_notify(request, from_our_server=from_our_server)
         elif method == "CANCEL":
             status = self.calls.on_cancel(request, now)

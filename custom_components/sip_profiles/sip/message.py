@@ -347,10 +347,10 @@ def _serialize(start_line: str, headers: Headers, body: bytes) -> bytes:
 # The readers below look fields up by their lower-case key, as Headers stores them.
 
 
-def _single(headers: Headers, key: str) -> str:
+def _value(headers: Headers, key: str) -> str | None:
     values = headers._lookup().get(key)
     if not values:
-        raise RemoteProtocolError(f"no {canonical_name(key)} header")
+        return None
     if len(values) > 1:
         raise RemoteProtocolError(f"more than one {canonical_name(key)} header")
     return values[0]
@@ -358,12 +358,18 @@ def _single(headers: Headers, key: str) -> str:
 
 def _optional[T](key: str, parse: Callable[[str], T]) -> Callable[[Headers], T | None]:
     def read(headers: Headers) -> T | None:
-        values = headers._lookup().get(key)
-        if not values:
-            return None
-        if len(values) > 1:
-            raise RemoteProtocolError(f"more than one {canonical_name(key)} header")
-        return parse(values[0])
+        value = _value(headers, key)
+        return None if value is None else parse(value)
+
+    return read
+
+
+def _required[T](key: str, parse: Callable[[str], T]) -> Callable[[Headers], T]:
+    def read(headers: Headers) -> T:
+        value = _value(headers, key)
+        if value is None:
+            raise RemoteProtocolError(f"no {canonical_name(key)} header")
+        return parse(value)
 
     return read
 
@@ -385,29 +391,20 @@ def _read_top_via(headers: Headers) -> Via:
     return parse_via(elements[0])
 
 
-def _read_cseq(headers: Headers) -> CSeq:
-    return parse_cseq(_single(headers, "cseq"))
-
-
-def _read_call_id(headers: Headers) -> str:
-    call_id = _single(headers, "call-id")
-    if not _CALL_ID_RE.fullmatch(call_id):
-        raise RemoteProtocolError(f"bad Call-ID {call_id!r}")
-    return call_id
-
-
-def _read_from(headers: Headers) -> NameAddr:
-    return parse_name_addr(_single(headers, "from"))
-
-
-def _read_to(headers: Headers) -> NameAddr:
-    return parse_name_addr(_single(headers, "to"))
+def _call_id(text: str) -> str:
+    if not _CALL_ID_RE.fullmatch(text):
+        raise RemoteProtocolError(f"bad Call-ID {text!r}")
+    return text
 
 
 def _read_contacts(headers: Headers) -> list[NameAddr] | Literal["*"]:
     return parse_contacts(headers._lookup().get("contact", []))
 
 
+_read_cseq = _required("cseq", parse_cseq)
+_read_call_id = _required("call-id", _call_id)
+_read_from = _required("from", parse_name_addr)
+_read_to = _required("to", parse_name_addr)
 _read_expires = _optional("expires", parse_uint)
 _read_min_expires = _optional("min-expires", parse_uint)
 _read_retry_after = _optional("retry-after", parse_retry_after)

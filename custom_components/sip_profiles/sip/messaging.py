@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .auth import DigestClient
-from .client import Client, ClientStatus, Failure, FailureReason
+from .client import Client, ClientStatus, Failure, FailureReason, RequestIds
 from .grammar import param
-from .headers import Headers, NameAddr
+from .headers import NameAddr
 from .message import Request, Response
 from .uri import SipUri
 
@@ -112,11 +112,10 @@ class OutgoingMessage(Client[Send, MessageStatus, MessageEvent]):
         """Ready to send; ``send`` queues it, the user agent sends it once a flow exists."""
         super().__init__(digest, 0, MessageStatus(), self._outcome)
         self.message_id = message_id
-        self._from = NameAddr(aor, display_name, (("tag", new_token(8)),))
+        self._from = str(NameAddr(aor, display_name))
         self._to = to
         self._body = text.encode()
-        self._call_id = new_token(16)
-        self._cseq = 0
+        self._ids = RequestIds(from_tag=new_token(8), call_id=new_token(16))
 
     @property
     def finished(self) -> bool:
@@ -137,20 +136,9 @@ class OutgoingMessage(Client[Send, MessageStatus, MessageEvent]):
         return MessageFailed(self.message_id, status.status_code, reason)
 
     def _build(self, operation: Send) -> Request:
-        self._cseq += 1
-        uri = str(self._to)
-        headers = Headers(
-            [
-                ("From", str(self._from)),
-                ("To", str(NameAddr(self._to))),
-                ("Call-ID", self._call_id),
-                ("CSeq", f"{self._cseq} {operation.value}"),
-                ("Content-Type", f"{TEXT_PLAIN};charset=UTF-8"),
-            ]
-        )
-        for name, value in self._digest.authorization_headers(operation.value, uri, self._body):
-            headers.add(name, value)
-        return Request(operation.value, self._to, headers, self._body)
+        fields = self._ids.fields(operation.value, self._from, str(NameAddr(self._to)))
+        fields.append(("Content-Type", f"{TEXT_PLAIN};charset=UTF-8"))
+        return self._request(operation.value, self._to, fields, self._body)
 
     def _succeeded(self, operation: Send, response: Response, now: float) -> None:  # noqa: ARG002
         self._set_status(MessageStatus(sent=True, status_code=response.status))

@@ -9,7 +9,7 @@ It holds what is a publication's own: the document, SIP-ETag and SIP-If-Match, a
 server lost our entity-tag: the document is published anew). How a PUBLISH is sent, challenged,
 retried and refreshed (423 Min-Expires, Retry-After or backoff, refresh at 90 % of the granted
 expiry) is decided in :mod:`.client`. A document chosen while a PUBLISH is in flight is queued
-(:attr:`Publication.queued`) and follows its answer.
+and follows its answer.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import override
 
 from .auth import DigestClient
 from .backoff import BackoffPolicy
-from .client import Client, ClientStatus, Failure, granted_expires, refresh_time
+from .client import Client, ClientStatus, Failure, RequestIds, granted_expires, refresh_time
 from .documents.pidf import MyPresence, build_pidf
 from .errors import LocalProtocolError
-from .headers import Headers, NameAddr
+from .headers import NameAddr
 from .message import Request, Response
 from .uri import SipUri
 
@@ -100,10 +100,8 @@ class Publication(Client[Operation, PublicationStatus, PublicationChanged]):
             rng=rng,
         )
         self.settings = settings
-        self._call_id = new_token(16)
-        self._from_tag = new_token(8)
+        self._ids = RequestIds(call_id=new_token(16), from_tag=new_token(8))
         self._tuple_id = "t" + new_token(4)
-        self._cseq = 0
         self._etag: str | None = None
         self._document: bytes | None = None
         self._queued = False
@@ -117,11 +115,6 @@ class Publication(Client[Operation, PublicationStatus, PublicationChanged]):
     def etag(self) -> str | None:
         """The entity-tag of the published state, or None."""
         return self._etag
-
-    @property
-    def queued(self) -> bool:
-        """Whether a new document waits for the answer to the PUBLISH in flight."""
-        return self._queued
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -161,15 +154,14 @@ class Publication(Client[Operation, PublicationStatus, PublicationChanged]):
         """Remove our published state (Expires 0) and stop refreshing."""
         self._enabled = False
         self._queued = False
-        if self._drop_held() and self._etag is None:
+        self._drop_held()
+        if self._pending is None and self._etag is None:
             self._set_status(PublicationStatus(PublicationState.UNPUBLISHED))
-        elif self._pending is not None:
-            self._set_status(PublicationStatus(PublicationState.UNPUBLISHING))
-        elif self._etag is not None:
-            self._set_status(PublicationStatus(PublicationState.UNPUBLISHING))
+            return
+        # A PUBLISH in flight is removed once its answer brings the entity-tag.
+        self._set_status(PublicationStatus(PublicationState.UNPUBLISHING))
+        if self._pending is None:
             self._send(Operation.REMOVE)
-        else:
-            self._set_status(PublicationStatus(PublicationState.UNPUBLISHED))
 
     @override
     def restart(self, now: float) -> None:
@@ -270,33 +262,22 @@ class Publication(Client[Operation, PublicationStatus, PublicationChanged]):
     @override
     def _build(self, operation: Operation) -> Request:
         settings = self.settings
-        self._cseq += 1
-        aor = NameAddr(settings.aor, settings.display_name)
-        headers = Headers(
-            [
-                ("From", str(replace(aor, params=(("tag", self._from_tag),)))),
-                ("To", str(aor)),
-                ("Call-ID", self._call_id),
-                ("CSeq", f"{self._cseq} PUBLISH"),
-                ("Event", "presence"),
-                ("Expires", "0" if operation is Operation.REMOVE else str(self._expires)),
-            ]
-        )
+        aor = str(NameAddr(settings.aor, settings.display_name))
+        fields = self._ids.fields("PUBLISH", aor, aor)
+        fields.append(("Event", "presence"))
+        fields.append(("Expires", "0" if operation is Operation.REMOVE else str(self._expires)))
         if operation is not Operation.INITIAL:
             if self._etag is None:
                 raise LocalProtocolError("no entity-tag to refer to")
-            headers.add("SIP-If-Match", self._etag)
+            fields.append(("SIP-If-Match", self._etag))
         body = b""
         if operation in (Operation.INITIAL, Operation.MODIFY):
             if self._document is None:
                 raise LocalProtocolError("nothing to publish")
             body = self._document
-            headers.add("Content-Type", PIDF)
+            fields.append(("Content-Type", PIDF))
             self._queued = False  # this request carries the newest document
-        uri = str(settings.aor)
-        for name, value in self._digest.authorization_headers("PUBLISH", uri, body):
-            headers.add(name, value)
-        return Request("PUBLISH", settings.aor, headers, body)
+        return self._request("PUBLISH", settings.aor, fields, body)
 
 
 __all__ = [

@@ -16,17 +16,26 @@ not; an enabled registration registers again afterwards (enabled means registere
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 import random
 from typing import Final, override
 
 from .auth import DigestClient
 from .backoff import BackoffPolicy
-from .client import Client, ClientStatus, Failure, FailureReason, granted_expires, refresh_time
+from .client import (
+    Client,
+    ClientStatus,
+    Failure,
+    FailureReason,
+    RequestIds,
+    granted_expires,
+    readable,
+    refresh_time,
+)
 from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import Params
-from .headers import STAR, Headers, NameAddr
+from .headers import STAR, NameAddr
 from .message import Request, Response
 from .uri import SipUri
 
@@ -127,15 +136,6 @@ _ONE_OFF = frozenset({Operation.QUERY, Operation.COUNT_BINDINGS, Operation.REMOV
 """Operations that report by an event of their own and leave the registration's state alone."""
 
 
-@dataclass(slots=True)
-class _Dialog:
-    """Call-ID, tag and CSeq kept across every REGISTER of this registration (§10.2)."""
-
-    call_id: str
-    from_tag: str
-    cseq: int = field(default=0)
-
-
 class Registration(Client[Operation, RegistrationStatus, RegistrationEvent]):
     """Keeps one address of record registered at one registrar."""
 
@@ -165,7 +165,7 @@ class Registration(Client[Operation, RegistrationStatus, RegistrationEvent]):
         self._address_of_record = str(NameAddr(settings.aor, settings.display_name))
         self._request_uri = str(settings.request_uri)
         self._contact_params = _contact_params(settings)
-        self._dialog = _Dialog(call_id=call_id, from_tag=from_tag)
+        self._ids = RequestIds(call_id, from_tag)
         # The contact as text, and as our Contact field with its parameters, made when it is set.
         self._contact_text: str | None = None
         self._contact_field = ""
@@ -182,7 +182,7 @@ class Registration(Client[Operation, RegistrationStatus, RegistrationEvent]):
     @override
     def call_id(self) -> str:
         """The Call-ID of every REGISTER this registration sends."""
-        return self._dialog.call_id
+        return self._ids.call_id
 
     @property
     def registered(self) -> bool:
@@ -302,33 +302,26 @@ class Registration(Client[Operation, RegistrationStatus, RegistrationEvent]):
 
     @override
     def _build(self, operation: Operation) -> Request:
-        dialog = self._dialog
-        dialog.cseq += 1
-        fields = [
-            ("From", f"{self._address_of_record};tag={dialog.from_tag}"),
-            ("To", self._address_of_record),
-            ("Call-ID", dialog.call_id),
-            ("CSeq", f"{dialog.cseq} REGISTER"),
-        ]
+        aor = self._address_of_record
+        fields = self._ids.fields("REGISTER", aor, aor)
         if operation is Operation.REGISTER:
             if self._contact is None:
                 raise LocalProtocolError("no Contact address is known yet")
             contacts = [self._contact_field]
             if self._stale_contact is not None:
                 contacts.append(f"<{self._stale_contact}>;expires=0")
-            fields.append(("Contact", ", ".join(contacts)))
-            fields.append(("Expires", str(self._expires)))
+            fields += [("Contact", ", ".join(contacts)), ("Expires", str(self._expires))]
         elif operation is Operation.UNREGISTER:
             if self._contact_text is not None:
                 fields.append(("Contact", f"<{self._contact_text}>"))
             fields.append(("Expires", "0"))
         elif operation is Operation.REMOVE_ALL:
-            fields.append(("Contact", STAR))
-            fields.append(("Expires", "0"))
+            fields += [("Contact", STAR), ("Expires", "0")]
         if self.settings.supported:
             fields.append(("Supported", ", ".join(self.settings.supported)))
-        fields += self._digest.authorization_headers("REGISTER", self._request_uri)
-        return Request("REGISTER", self.settings.request_uri, Headers(fields))
+        return self._request(
+            "REGISTER", self.settings.request_uri, fields, uri_text=self._request_uri
+        )
 
     @override
     def _succeeded(self, operation: Operation, response: Response, now: float) -> None:
@@ -434,9 +427,8 @@ class Registration(Client[Operation, RegistrationStatus, RegistrationEvent]):
 
 def _public_address(response: Response) -> tuple[str, int] | None:
     """Our address as the server saw it, from the top Via's ``received`` and ``rport``."""
-    try:
-        via = response.top_via
-    except RemoteProtocolError:
+    via = readable(lambda: response.top_via)
+    if via is None:
         return None
     host = via.received or via.host
     port = via.rport or via.port

@@ -30,10 +30,10 @@ from typing import override
 
 from .auth import DigestClient
 from .backoff import BackoffPolicy
-from .client import Client, ClientStatus, Failure, FailureReason, refresh_time
+from .client import Client, ClientStatus, Failure, FailureReason, RequestIds, refresh_time
 from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import is_token
-from .headers import Headers, NameAddr
+from .headers import NameAddr
 from .message import Request, Response
 from .uri import SipUri, Uri
 
@@ -157,12 +157,9 @@ class Operation(StrEnum):
 
 
 @dataclass(slots=True)
-class _Dialog:
+class _Dialog(RequestIds):
     """One subscription dialog (RFC 6665 §4.1.2): each new SUBSCRIBE outside it starts another."""
 
-    call_id: str
-    local_tag: str
-    cseq: int = 0
     remote_tag: str | None = None
     route_set: tuple[str, ...] = ()
     remote_target: Uri | None = None
@@ -175,7 +172,7 @@ class _Dialog:
         malformed, 500 lower than the last NOTIFY's CSeq (nothing changes on a refusal).
         """
         try:
-            if request.call_id != self.call_id or request.to.tag != self.local_tag:
+            if request.call_id != self.call_id or request.to.tag != self.from_tag:
                 return 481
             event = request.event
             remote_tag = request.from_.tag
@@ -221,24 +218,17 @@ class _Dialog:
             self.remote_target = contacts[0].uri
         return granted
 
-    def request(self, settings: SubscriptionSettings, *, initial: bool) -> tuple[Uri, Headers]:
+    def request(
+        self, settings: SubscriptionSettings, *, initial: bool
+    ) -> tuple[Uri, list[tuple[str, str]]]:
         """The Request-URI and dialog headers of our next SUBSCRIBE (a new CSeq)."""
-        self.cseq += 1
-        in_dialog = not initial and self.remote_tag is not None
-        uri: Uri = settings.target
-        headers = Headers()
-        to_params: tuple[tuple[str, str | None], ...] = ()
-        if in_dialog:
-            uri = self.remote_target or settings.target
-            for route in self.route_set:
-                headers.add("Route", route)
-            to_params = (("tag", self.remote_tag),)
-        from_ = NameAddr(settings.aor, settings.display_name, (("tag", self.local_tag),))
-        headers.add("From", str(from_))
-        headers.add("To", str(NameAddr(settings.target, params=to_params)))
-        headers.add("Call-ID", self.call_id)
-        headers.add("CSeq", f"{self.cseq} SUBSCRIBE")
-        return uri, headers
+        from_ = str(NameAddr(settings.aor, settings.display_name))
+        if initial or self.remote_tag is None:
+            return settings.target, self.fields("SUBSCRIBE", from_, str(NameAddr(settings.target)))
+        to = NameAddr(settings.target, params=(("tag", self.remote_tag),))
+        routes = [("Route", route) for route in self.route_set]
+        uri = self.remote_target or settings.target
+        return uri, [*routes, *self.fields("SUBSCRIBE", from_, str(to))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,10 +274,9 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
         self.key = key
         self._new_token = new_token
         self._dialog: _Dialog | None = None
-        self._start_queued = False
         self._active_since_restart = True
-        self._awaiting: Awaiting | None = None
-        self._awaiting_until: float | None = None
+        self._awaiting: tuple[Awaiting, float] | None = None
+        """The NOTIFY waited for, and until when."""
 
     @property
     def state(self) -> SubscriptionState:
@@ -299,11 +288,6 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
     def call_id(self) -> str | None:
         """The Call-ID of the current dialog, or None when there is none."""
         return self._dialog.call_id if self._dialog is not None else None
-
-    @property
-    def start_queued(self) -> bool:
-        """Whether a new dialog waits for the user agent's ``start()``."""
-        return self._start_queued
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -319,7 +303,7 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
 
     def start(self) -> None:
         """Send the queued SUBSCRIBE of a new dialog."""
-        if self._start_queued and self._enabled:
+        if self.start_queued and self._enabled:
             self._start(self._status.reason)
 
     @override
@@ -341,7 +325,7 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
     def unsubscribe(self) -> None:
         """End the subscription (Expires 0) and wait for the final NOTIFY."""
         self._enabled = False
-        if self._drop_held() or self._start_queued:
+        if self._drop_held() or self.start_queued:
             self._end()
         elif self._pending is not None:
             # The answer to the request in flight decides whether there is a dialog to end.
@@ -368,16 +352,15 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
     @override
     def on_timer(self, now: float) -> None:
         """A refresh, a retry or the wait for a NOTIFY is due."""
-        until = self._awaiting_until
+        awaiting = self._awaiting
         if self._pending is not None:
             return
-        if self._awaiting is Awaiting.FINAL_NOTIFY and until is not None and now >= until:
-            self._end()
-        elif self._awaiting is Awaiting.FIRST_NOTIFY and until is not None and now >= until:
-            if self._enabled:
-                self._fail(Failure(FailureReason.NO_NOTIFY), now, retry=True)
-        else:
+        if awaiting is None or now < awaiting[1]:
             super().on_timer(now)
+        elif awaiting[0] is Awaiting.FINAL_NOTIFY:
+            self._end()
+        elif self._enabled:
+            self._fail(Failure(FailureReason.NO_NOTIFY), now, retry=True)
 
     @override
     def on_notify(self, request: Request, now: float) -> int:
@@ -386,8 +369,8 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
         notified = dialog.take_notify(request, self.settings.package) if dialog else 481
         if isinstance(notified, int):
             return notified
-        if self._awaiting is Awaiting.FIRST_NOTIFY:
-            self._await(None, None)
+        if self._awaiting is not None and self._awaiting[0] is Awaiting.FIRST_NOTIFY:
+            self._awaiting = None
         if notified.state == "terminated":
             self._on_terminated(notified.reason, notified.retry_after, now)
         else:
@@ -401,7 +384,7 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
 
     @override
     def _waits(self) -> tuple[float | None, ...]:
-        return (self._awaiting_until,)
+        return (None if self._awaiting is None else self._awaiting[1],)
 
     @override
     def _retry(self, now: float) -> None:
@@ -415,7 +398,7 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
     @override
     def _succeeded(self, operation: Operation, response: Response, now: float) -> None:
         if operation is Operation.UNSUBSCRIBE:
-            self._await(Awaiting.FINAL_NOTIFY, now + NOTIFY_WAIT)
+            self._awaiting = (Awaiting.FINAL_NOTIFY, now + NOTIFY_WAIT)
             return
         dialog = self._dialog
         if dialog is None:
@@ -437,7 +420,7 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
             return
         status = self._status
         if status.state is SubscriptionState.SUBSCRIBING:
-            self._await(Awaiting.FIRST_NOTIFY, now + NOTIFY_WAIT)
+            self._awaiting = (Awaiting.FIRST_NOTIFY, now + NOTIFY_WAIT)
         self._set_status(
             replace(
                 status,
@@ -504,15 +487,15 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
 
     def _queue_start(self, reason: FailureReason | None) -> None:
         self._dialog = None
-        self._await(None, None)
-        self._start_queued = True
+        self._awaiting = None
+        self.start_queued = True
         self._set_status(SubscriptionStatus(SubscriptionState.SUBSCRIBING, reason=reason))
 
     def _start(self, reason: FailureReason | None) -> None:
         """A new dialog and its initial SUBSCRIBE."""
-        self._start_queued = False
-        self._dialog = _Dialog(call_id=self._new_token(16), local_tag=self._new_token(8))
-        self._await(None, None)
+        self.start_queued = False
+        self._dialog = _Dialog(call_id=self._new_token(16), from_tag=self._new_token(8))
+        self._awaiting = None
         self._set_status(SubscriptionStatus(SubscriptionState.SUBSCRIBING, reason=reason))
         self._send(Operation.SUBSCRIBE)
 
@@ -520,16 +503,19 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
     def _build(self, operation: Operation) -> Request:
         if self._dialog is None:
             raise LocalProtocolError("no subscription dialog")
+        settings = self.settings
+        uri, fields = self._dialog.request(settings, initial=operation is Operation.SUBSCRIBE)
+        fields += [("Contact", f"<{self._contact}>"), ("Event", settings.package)]
+        if (accept := ACCEPT.get(settings.package.lower())) is not None:
+            fields.append(("Accept", accept))
         expires = 0 if operation is Operation.UNSUBSCRIBE else self._expires
-        initial = operation is Operation.SUBSCRIBE
-        return _subscribe(
-            self.settings, self._dialog, self._contact, expires, self._digest, initial=initial
-        )
+        fields.append(("Expires", str(expires)))
+        return self._request("SUBSCRIBE", uri, fields)
 
     def _fail(self, failure: Failure, now: float, *, retry: bool) -> None:
         """Failed: tried again later when ``retry``, else given up until subscribed again."""
         self._dialog = None
-        self._await(None, None)
+        self._awaiting = None
         retry_at = self._retry_at(failure, now, retryable=retry)
         if retry_at is None:
             self._enabled = False
@@ -544,34 +530,9 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
 
     def _end(self) -> None:
         self._dialog = None
-        self._start_queued = False
-        self._await(None, None)
+        self.start_queued = False
+        self._awaiting = None
         self._set_status(self._idle)
-
-    def _await(self, awaiting: Awaiting | None, until: float | None) -> None:
-        self._awaiting = awaiting
-        self._awaiting_until = until
-
-
-def _subscribe(
-    settings: SubscriptionSettings,
-    dialog: _Dialog,
-    contact: SipUri | None,
-    expires: int,
-    digest: DigestClient,
-    *,
-    initial: bool,
-) -> Request:
-    """A SUBSCRIBE in ``dialog`` (``initial``: the one that starts it)."""
-    uri, headers = dialog.request(settings, initial=initial)
-    headers.add("Contact", f"<{contact}>")
-    headers.add("Event", settings.package)
-    if (accept := ACCEPT.get(settings.package.lower())) is not None:
-        headers.add("Accept", accept)
-    headers.add("Expires", str(expires))
-    for name, value in digest.authorization_headers("SUBSCRIBE", str(uri)):
-        headers.add(name, value)
-    return Request("SUBSCRIBE", uri, headers)
 
 
 __all__ = [

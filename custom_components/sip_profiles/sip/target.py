@@ -22,11 +22,6 @@ class Transport(StrEnum):
         return self is not Transport.UDP
 
     @property
-    def via_name(self) -> str:
-        """The transport token of a Via header (``SIP/2.0/UDP``)."""
-        return self.value.upper()
-
-    @property
     def default_port(self) -> int:
         """The port used when a URI names none (RFC 3261 §19.1.2)."""
         return 5061 if self is Transport.TLS else 5060
@@ -50,42 +45,16 @@ class Target:
         return f"{self.transport.value}:{host}:{self.port}"
 
 
-class TargetList:
-    """The next hops server location found (RFC 3263), in order, and which one is in use."""
-
-    def __init__(self, targets: Sequence[Target]) -> None:
-        """Use the first of ``targets``."""
-        self._targets = list(targets)
-        self._index = 0
-
-    @property
-    def current(self) -> Target:
-        """Where requests go now."""
-        return self._targets[self._index]
-
-    def advance(self) -> bool:
-        """Move to the next target; False (staying) when this is the last."""
-        if self._index + 1 < len(self._targets):
-            self._index += 1
-            return True
-        return False
-
-    def includes_host(self, host: str) -> bool:
-        """Whether ``host`` is one of the targets (our registrar or outbound proxy)."""
-        return any(target.host == host for target in self._targets)
-
-    def rewind(self) -> bool:
-        """Go back to the first target; False when there is only one."""
-        self._index = 0
-        return len(self._targets) > 1
-
-
 class Flow:
-    """A user agent's flow: which target it goes to, its local end, its keep-alives."""
+    """A user agent's flow: which target it goes to, its local end, its keep-alives.
+
+    The targets are the next hops server location found (RFC 3263), in order.
+    """
 
     def __init__(self, targets: Sequence[Target], keepalive_interval: float | None) -> None:
         """No flow yet; the first of ``targets`` is the one to open."""
-        self.targets = TargetList(targets)
+        self._targets = list(targets)
+        self._index = 0
         self.local: tuple[str, int] | None = None
         """The local end of the flow, or None while there is none."""
         self.listening: tuple[str, int] | None = None
@@ -99,7 +68,11 @@ class Flow:
     @property
     def target(self) -> Target:
         """Where requests go now."""
-        return self.targets.current
+        return self._targets[self._index]
+
+    def includes_host(self, host: str) -> bool:
+        """Whether ``host`` is one of the targets (our registrar or outbound proxy)."""
+        return any(target.host == host for target in self._targets)
 
     def up(
         self, local: tuple[str, int], now: float, *, listening: tuple[str, int] | None = None
@@ -131,10 +104,13 @@ class Flow:
         An ``unreachable`` target is left for the next one of the list, once; otherwise the
         list starts again from its first target.
         """
-        if unreachable and self.targets.advance():
+        if unreachable and self._index + 1 < len(self._targets):
+            self._index += 1
             self.failover_pending = True
-        elif not self.targets.rewind():
-            return False
+        else:
+            self._index = 0
+            if len(self._targets) < 2:
+                return False
         self.drop(lost=False)
         return True
 

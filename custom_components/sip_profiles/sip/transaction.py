@@ -8,7 +8,7 @@ A transaction never reads a clock: every method takes ``now`` and the owner asks
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 import heapq
@@ -136,11 +136,8 @@ class ClientTransaction:
 class ServerTransaction:
     """An incoming non-INVITE request: answer once, absorb retransmissions (RFC 3261 §17.2.2)."""
 
-    def __init__(
-        self, request: Request, source: Target, timers: TimerSettings, raw: bytes = b""
-    ) -> None:
-        """Remember the request (``raw``: as it arrived) and where its responses go."""
-        self.request = request
+    def __init__(self, source: Target, timers: TimerSettings, raw: bytes = b"") -> None:
+        """Remember where responses go; ``raw`` is the request as it arrived."""
         self.raw = raw
         self.source = source
         self.state = TransactionState.TRYING
@@ -256,35 +253,25 @@ class TransactionTable[O]:
         """Run the timers due at ``now``: the transactions to retransmit, and those that failed."""
         retransmit: list[ClientTransaction] = []
         failed: list[Failed[O]] = []
-        timers = self._client_timers
-        while timers and timers[0][0] <= now:
-            deadline, key = heapq.heappop(timers)
-            transaction = self.client.get(key)
-            if transaction is None or transaction.deadline != deadline:
-                continue
+        for key, transaction in _due(self._client_timers, self.client, now):
             result = transaction.on_timer(now)
             if isinstance(result, Retransmit):
                 retransmit.append(transaction)
-                _schedule(timers, key, transaction)
+                _schedule(self._client_timers, key, transaction)
             elif result is not None or transaction.state is TransactionState.TERMINATED:
                 del self.client[key]
                 owner = self._owners.pop(key, None)
                 if result is not None and owner is not None:
                     failed.append((key, transaction, owner, result))
             else:
-                _schedule(timers, key, transaction)
-        server_timers = self._server_timers
-        while server_timers and server_timers[0][0] <= now:
-            deadline, server_key = heapq.heappop(server_timers)
-            server = self.server.get(server_key)
-            if server is None or server.deadline != deadline:
-                continue
+                _schedule(self._client_timers, key, transaction)
+        for server_key, server in _due(self._server_timers, self.server, now):
             server.on_timer(now)
             if server.state is TransactionState.TERMINATED:
                 del self.server[server_key]
                 self._server_by_raw.pop(server.raw, None)
             else:
-                _schedule(server_timers, server_key, server)
+                _schedule(self._server_timers, server_key, server)
         return retransmit, failed
 
     def next_deadline(self) -> float | None:
@@ -306,6 +293,17 @@ def _schedule[K](
 ) -> None:
     if (deadline := transaction.deadline) is not None:
         heapq.heappush(timers, (deadline, key))
+
+
+def _due[K, T: ClientTransaction | ServerTransaction](
+    timers: list[tuple[float, K]], live: Mapping[K, T], now: float
+) -> Iterator[tuple[K, T]]:
+    """Pop the entries due at ``now``; yield those whose transaction still has that deadline."""
+    while timers and timers[0][0] <= now:
+        deadline, key = heapq.heappop(timers)
+        transaction = live.get(key)
+        if transaction is not None and transaction.deadline == deadline:
+            yield key, transaction
 
 
 def _valid_top[K](

@@ -331,8 +331,8 @@ class UserAgent:
         if self._flow.keepalive_due(now):
             self._transmits.append(Transmit(self.target, KEEPALIVE_PING))
         self._clients.run_timers(now)
-        if (due := self.inbound.deadline) is not None and due <= now:
-            self.inbound.on_timer(now)
+        if (due := self.inbound.calls.deadline) is not None and due <= now:
+            self.inbound.calls.on_timer(now)
         self._flush(now)
 
     def next_deadline(self) -> float | None:
@@ -341,7 +341,7 @@ class UserAgent:
             self._transactions.next_deadline(),
             self._flow.keepalive_at,
             self._clients.deadline(),
-            self.inbound.deadline,
+            self.inbound.calls.deadline,
         )
 
     # -- output --------------------------------------------------------------------------------
@@ -368,8 +368,7 @@ class UserAgent:
                 if not clients.dirty:
                     break
             for client in clients.take_dirty():
-                for request in client.take_requests():
-                    self._send_request(request, client, now)
+                self._send_requests(client, now)
                 self._events.extend(client.take_events())
                 clients.index_call_id(client)
         clients.forget_finished_messages()
@@ -389,15 +388,12 @@ class UserAgent:
 
     def _drain_registration(self, now: float) -> None:
         """The registration first: its changes decide about failover and the others."""
-        registration = self.registration
-        for request in registration.take_requests():
-            self._send_request(request, registration, now)
-        for event in registration.take_events():
+        self._send_requests(self.registration, now)
+        for event in self.registration.take_events():
             self._events.append(event)
             if isinstance(event, RegistrationChanged):
                 self._after_registration_change(event.status, now)
-                for request in registration.take_requests():
-                    self._send_request(request, registration, now)
+                self._send_requests(self.registration, now)
 
     def _after_registration_change(self, status: RegistrationStatus, now: float) -> None:
         if status.state is RegistrationState.FAILED:
@@ -417,17 +413,19 @@ class UserAgent:
                 self._clients.flow_lost()
                 self._events.append(ConnectionNeeded(self.target))
 
-    def _send_request(self, request: Request, owner: AnyClient, now: float) -> None:
+    def _send_requests(self, owner: AnyClient, now: float) -> None:
+        """Frame and send what ``owner`` queued, each in a client transaction of its own."""
         target = self.target
-        if self._flow.local is None:
-            owner.hold(request)  # the flow went in this same step (a failover)
-            return
-        _frame(request, target, self._flow.local, BRANCH_MAGIC + self._token(12), self.settings)
-        transaction = ClientTransaction(request, target, now, self.settings.timers)
-        key = self._transactions.add_client(transaction, owner)
-        self._clients.challenges.sent(key, owner)
-        self.stats.messages_sent += 1
-        self._transmits.append(Transmit(target, transaction.data))
+        for request in owner.take_requests():
+            if self._flow.local is None:
+                owner.hold(request)  # the flow went in this same step (a failover)
+                continue
+            _frame(request, target, self._flow.local, BRANCH_MAGIC + self._token(12), self.settings)
+            transaction = ClientTransaction(request, target, now, self.settings.timers)
+            key = self._transactions.add_client(transaction, owner)
+            self._clients.challenges.sent(key, owner)
+            self.stats.messages_sent += 1
+            self._transmits.append(Transmit(target, transaction.data))
 
     def _on_response(self, response: Response, now: float) -> None:
         key = (response.top_via.branch or "", response.cseq.method)
@@ -555,7 +553,7 @@ def _frame(
     The Route is the outbound proxy's, made loose.
     """
     host, port = local
-    via = Via(target.transport.via_name, host, port, (("branch", branch), ("rport", None)))
+    via = Via(target.transport.value.upper(), host, port, (("branch", branch), ("rport", None)))
     routing = [("Via", str(via)), ("Max-Forwards", MAX_FORWARDS)]
     proxy = settings.outbound_proxy
     if proxy is not None and "Route" not in request.headers:
