@@ -9,11 +9,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 import logging
+import math
 import socket
 
 import pytest
 
-from custom_components.sip_profiles.sip.aio.runner import UserAgentRunner, start_user_agent
+from custom_components.sip_profiles.sip.aio.runner import (
+    TIMER_GRID,
+    UserAgentRunner,
+    start_user_agent,
+)
 from custom_components.sip_profiles.sip.auth import Credentials
 from custom_components.sip_profiles.sip.backoff import BackoffPolicy
 from custom_components.sip_profiles.sip.registration import (
@@ -273,3 +278,42 @@ async def test_removed_listeners_and_tracers_hear_nothing_more(
         for e in kept.events[events:]
     )
     assert [d for d, _ in kept.traces[traces:]] == ["out", "in"]
+
+
+async def test_far_timers_of_every_runner_share_wakeups_and_near_ones_stay_exact(
+    kamailio_clean: KamailioServer, runners: list[UserAgentRunner]
+) -> None:
+    loop = asyncio.get_running_loop()
+    host, port = kamailio_clean.address("udp")
+    keepalive_times: list[float] = []
+    for _ in range(2):
+        runner = UserAgentRunner(
+            UserAgent(
+                settings(kamailio_clean, transport=Transport.UDP, keepalive_interval=30.0),
+                [Target(Transport.UDP, host, port)],
+            )
+        )
+        await runner.start()
+        runners.append(runner)
+        # each keep-alive falls due 30 s after its own start, a moment apart
+        keepalive = runner.user_agent.next_deadline()
+        assert keepalive is not None
+        keepalive_times.append(keepalive)
+        await asyncio.sleep(0.01)
+    assert keepalive_times[0] != keepalive_times[1]
+    wakeups = [runner._timer.when() for runner in runners if runner._timer is not None]
+    assert len(wakeups) == 2
+    # one wake-up on the grid, at most one grid step after both are due
+    assert (
+        wakeups[0]
+        == wakeups[1]
+        == pytest.approx(math.ceil(max(keepalive_times) / TIMER_GRID) * TIMER_GRID)
+    )
+    assert wakeups[0] - max(keepalive_times) < TIMER_GRID
+
+    # a REGISTER's retransmission timer (T1 = 0.5 s) is armed exactly
+    runners[0].register()
+    timer = runners[0]._timer
+    assert timer is not None
+    assert timer.when() == pytest.approx(runners[0].user_agent.next_deadline())
+    assert timer.when() - loop.time() <= 0.5

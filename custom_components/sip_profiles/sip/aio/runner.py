@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable
 import contextlib
 import logging
+import math
 import ssl
 
 import aiodns
@@ -36,6 +37,13 @@ _SUBSCRIPTION_UP = (
     SubscriptionState.PENDING,
     SubscriptionState.SUBSCRIBING,
 )
+
+TIMER_GRID = 2.0
+"""A timer due at least ``TIMER_SLACK_FROM`` seconds ahead fires when the loop's clock reaches a
+multiple of this many seconds, up to that much late: the keep-alives, refreshes and retries of
+every profile then share the loop's wake-ups (200 profiles' keep-alives wake it once every two
+seconds instead of almost seven times a second). Transaction timers are nearer and exact."""
+TIMER_SLACK_FROM = 10.0
 
 EventListener = Callable[[UserAgentEvent], None]
 TraceListener = Callable[[str, Target, bytes], None]
@@ -319,7 +327,11 @@ class UserAgentRunner:
         if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = self._loop.call_later(max(deadline - self.now(), 0.0), self._on_timer)
+            delay = max(deadline - self.now(), 0.0)
+            when = self._loop.time() + delay
+            if delay >= TIMER_SLACK_FROM:
+                when = math.ceil(when / TIMER_GRID) * TIMER_GRID
+            self._timer = self._loop.call_at(when, self._on_timer)
             self._timer_at = deadline
 
     def _start_reconnect(self, target: Target) -> None:
