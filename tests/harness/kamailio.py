@@ -319,8 +319,15 @@ class KamailioServer:
         tls_port: int = 0,
         fix_nated_contact: bool = True,
         state_dir: Path | None = None,
+        shared_memory_mb: int = 64,
+        receive_buffer: int = 262144,
     ) -> None:
-        """Prepare (not start) a server; see the class docstring."""
+        """Prepare (not start) a server; see the class docstring.
+
+        ``shared_memory_mb`` and ``receive_buffer`` (Kamailio's ``-m`` and ``maxbuffer``) are
+        sized for the tests; a server that takes the requests of hundreds of profiles at once
+        needs more (sipdump queues every message in shared memory).
+        """
         self.installation = find_installation()
         self.domain = DOMAIN
         self.realm = REALM
@@ -328,6 +335,8 @@ class KamailioServer:
         self.accounts: dict[str, str] = dict(TEST_ACCOUNTS if accounts is None else accounts)
         self.presence: dict[str, str] = dict(presence or {})
         self.fix_nated_contact = fix_nated_contact
+        self.shared_memory_mb = shared_memory_mb
+        self.receive_buffer = receive_buffer
         self._fixed_ports = (port, tls_port)
         self.port = port
         self.tls_port = tls_port
@@ -397,6 +406,7 @@ class KamailioServer:
             "SP_TLS_PORT": str(self.tls_port),
             "SP_PORT": str(self.port),
             "SP_FIX_CONTACT": "1" if self.fix_nated_contact else "0",
+            "SP_RECEIVE_BUFFER": str(self.receive_buffer),
         }
         for word, value in replacements.items():
             template = template.replace(word, value)
@@ -470,7 +480,7 @@ class KamailioServer:
                     "-DD",
                     "-E",
                     "-m",
-                    "64",
+                    str(self.shared_memory_mb),
                     "-M",
                     "8",
                 ],
