@@ -1,7 +1,7 @@
 """Profiles and buddies at scale in a real Home Assistant, with the recorder on.
 
-Run with ``python -m benchmarks.ha_scale`` (200 profiles x 10 buddies; ``--profiles 20 --buddies 5``
-for a quick check). It starts the test Kamailio and a real ``hass`` process on loopback (the
+Run with ``python -m benchmarks.ha_scale`` (200 profiles x 10 buddies over UDP; ``--profiles 20
+--buddies 5`` for a quick check, ``--transport tcp`` or ``tls`` for every profile over a stream). It starts the test Kamailio and a real ``hass`` process on loopback (the
 Home Assistant of ``--hass-python``; by default the newest release's virtualenv made by
 scripts/setup-hass), measures a bare Home Assistant, creates every profile through the config
 flow and every buddy through the buddy subentry flow, then prints:
@@ -436,10 +436,12 @@ class Report:
 
 
 def create_profiles(
-    client: HassClient, server: KamailioServer, profiles: int, buddies: int
+    client: HassClient, server: KamailioServer, profiles: int, buddies: int, transport: str
 ) -> None:
     """Each profile through the config flow, then each buddy through the subentry flow."""
-    host, port = server.address("udp")
+    host, port = server.address(transport)
+    # the test server's certificate is self-signed
+    advanced = {"registrar": f"{host}:{port}", "transport": transport, "verify_tls": False}
 
     def create_profile(index: int) -> str:
         user = profile_user(index)
@@ -449,7 +451,7 @@ def create_profiles(
             {
                 "aor": server.aor(user),
                 "password": password(user),
-                "advanced": {"registrar": f"{host}:{port}", "transport": "udp"},
+                "advanced": advanced,
             },
         )
         if result.get("type") != "create_entry":
@@ -523,7 +525,9 @@ async def run(args: argparse.Namespace) -> None:
         bare_idle_cpu = (hass.sample().cpu_seconds - bare.cpu_seconds) / args.idle
         report.add("idle: CPU of the bare Home Assistant", bare_idle_cpu * 100, "%")
 
-        await asyncio.to_thread(create_profiles, hass.client, server, profiles, buddies)
+        await asyncio.to_thread(
+            create_profiles, hass.client, server, profiles, buddies, args.transport
+        )
         await hass.wait_for(all_up(profiles, buddies), args.wait, "all up")
         log(f"all up: {hass.census}")
         await hass.stop()
@@ -601,7 +605,7 @@ async def run(args: argparse.Namespace) -> None:
             )
         print(
             f"\nHome Assistant {version}, {profiles} profiles x {buddies} buddies,"
-            f" recorder on, UDP, Kamailio on loopback"
+            f" recorder on, {args.transport.upper()}, Kamailio on loopback"
         )
         report.print()
     finally:
@@ -797,6 +801,9 @@ def main(argv: list[str]) -> None:
     )
     parser.add_argument("--profiles", type=int, default=200)
     parser.add_argument("--buddies", type=int, default=10, help="per profile")
+    parser.add_argument(
+        "--transport", choices=("udp", "tcp", "tls"), default="udp", help="of every profile"
+    )
     parser.add_argument("--idle", type=float, default=60, help="seconds of idle measured")
     parser.add_argument("--wait", type=float, default=600, help="seconds any one step may take")
     parser.add_argument("--deadline", type=float, default=2400, help="seconds the run may take")
