@@ -1,10 +1,11 @@
 """Profiles and buddies at scale in a real Home Assistant, with the recorder on.
 
 Run with ``python -m benchmarks.ha_scale`` (200 profiles x 10 buddies over UDP; ``--profiles 20
---buddies 5`` for a quick check, ``--transport tcp`` or ``tls`` for every profile over a stream). It starts the test Kamailio and a real ``hass`` process on loopback (the
-Home Assistant of ``--hass-python``; by default the newest release's virtualenv made by
-scripts/setup-hass), measures a bare Home Assistant, creates every profile through the config
-flow and every buddy through the buddy subentry flow, then prints:
+--buddies 5`` for a quick check, ``--transport tcp`` or ``tls`` for every profile over a stream).
+It starts the test Kamailio and a real ``hass`` process on loopback (the Home Assistant of
+``--hass-python``; by default the newest release's virtualenv made by scripts/setup-hass),
+measures a bare Home Assistant, creates every profile through the config flow and every buddy
+through the buddy subentry flow, then prints:
 
 - after a restart: the time until every profile is registered and every buddy subscribed, and
   the SUBSCRIBEs the server received per subscription meanwhile (Kamailio's own counter);

@@ -46,8 +46,8 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 async def async_setup_entry(hass: HomeAssistant, entry: SipProfileConfigEntry) -> bool:
     """Start a profile: open its flow, register, then set up its entities."""
     coordinator = SipProfileCoordinator(hass, entry)
+    entry.runtime_data = coordinator  # its dependents look for it while it starts
     await coordinator.async_start()
-    entry.runtime_data = coordinator
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
     repairs = BuddyRepairs(hass, coordinator)
     repairs.async_sync()

@@ -495,9 +495,13 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
         if not master_id:
             return None
         master = self.hass.config_entries.async_get_entry(master_id)
-        if master is None or master.state is not ConfigEntryState.LOADED:
+        # A master registers in the middle of its own set-up, before it is loaded.
+        if master is None or master.state not in (
+            ConfigEntryState.LOADED,
+            ConfigEntryState.SETUP_IN_PROGRESS,
+        ):
             return None
-        coordinator: SipProfileCoordinator = master.runtime_data
+        coordinator: SipProfileCoordinator | None = getattr(master, "runtime_data", None)
         return coordinator
 
     def _master_ready(self) -> bool:
@@ -560,15 +564,20 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
     def _on_event(self, event: UserAgentEvent) -> None:
         if isinstance(event, SUBSCRIPTION_EVENTS):
             return  # the buddies' entities follow their own subscription
+        newly_registered = False
         if isinstance(event, RegistrationChanged):
-            self._on_registration_changed(event.status)
+            newly_registered = self._on_registration_changed(event.status)
         elif isinstance(event, PublicationChanged):
             self._on_publication_changed(event.status)
         snapshot = self._snapshot()
         if snapshot != self.data:
             self.async_set_updated_data(snapshot)
+        if newly_registered:
+            # after our own data says so: the dependents read it
+            self._notify_dependents()
 
-    def _on_registration_changed(self, status: RegistrationStatus) -> None:
+    def _on_registration_changed(self, status: RegistrationStatus) -> bool:
+        """Log, fire and raise what the change means; whether we just became registered."""
         previous, self._last_state = self._last_state, status.state
         if status.state is RegistrationState.FAILED and status.reason is not None:
             problem = PROBLEM_EVENTS[status.reason]
@@ -595,8 +604,8 @@ class SipProfileCoordinator(DataUpdateCoordinator[ProfileData]):
                 self._fire(RECOVERED, status)
             for issue in REPAIRABLE.values():
                 self._clear_issue(issue)
-            if previous is not RegistrationState.REGISTERED:
-                self._notify_dependents()
+            return previous is not RegistrationState.REGISTERED
+        return False
 
     def _fire(self, event_type: str, status: RegistrationStatus) -> None:
         attributes: dict[str, Any] = {

@@ -160,6 +160,29 @@ async def test_dependent_profile_follows_its_master(
     await wait_for(hass, lambda: state_of(dependent) is RegistrationState.REGISTERED)
 
 
+async def test_dependent_stops_waiting_the_moment_its_master_registers(
+    hass: HomeAssistant, make_entry: MakeEntry, kamailio_clean: KamailioServer
+) -> None:
+    # The master registers while its own set-up is still under way (not yet loaded): the
+    # dependent must not take that for a master that is not there.
+    master_entry = make_entry("alice")
+    dependent = await setup_entry(hass, make_entry("bob", master=master_entry.entry_id))
+    assert dependent.data.waiting_for_master
+    seen: list[tuple[bool, RegistrationState]] = []
+
+    def record() -> None:
+        seen.append((dependent.data.waiting_for_master, state_of(dependent)))
+
+    remove = dependent.async_add_listener(record)
+    await setup_entry(hass, master_entry)
+    await wait_for(hass, lambda: state_of(dependent) is RegistrationState.REGISTERED)
+    remove()
+    # the first update after the master registered already says it is there
+    assert seen
+    assert seen[0] == (False, RegistrationState.REGISTERING)
+    assert not dependent.data.waiting_for_master
+
+
 async def test_dependent_of_a_disabled_master_waits(
     hass: HomeAssistant, make_entry: MakeEntry, kamailio_clean: KamailioServer
 ) -> None:
