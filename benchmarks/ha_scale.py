@@ -9,8 +9,9 @@ through the buddy subentry flow, then prints:
 
 - after a restart: the time until every profile is registered and every buddy subscribed, and
   the SUBSCRIBEs the server received per subscription meanwhile (Kamailio's own counter);
-- idle: Home Assistant's CPU (beside the bare Home Assistant's, measured the same way before
-  the profiles were made) and the state writes per minute; its resident memory per buddy over
+- idle, from 32 s after the restart calmed down (when its last transactions have ended): Home
+  Assistant's CPU (beside the bare Home Assistant's, measured the same way before the profiles
+  were made) and the state writes per minute; its resident memory per buddy over
   the bare Home Assistant;
 - a burst: a publisher process PUBLISHes a new presence for every buddy at once, so the server
   NOTIFYs every watcher (profiles x buddies NOTIFYs). PUBLISH->state latency (the publisher's
@@ -80,6 +81,8 @@ QUIET_WINDOW = 5.0
 BURST_TAIL = 6.0
 """Seconds counted after the last buddy changed: one recorder commit (every 5 s) and stragglers."""
 PING_EVERY = 0.1
+TRANSACTIONS_END = 32.0
+"""Seconds after the restart's last NOTIFY until its server transaction ends (Timer J over UDP)."""
 
 
 def profile_user(index: int) -> str:
@@ -552,6 +555,9 @@ async def run(args: argparse.Namespace) -> None:
         # -- idle
         quiet = await wait_quiet(hass, args.wait)
         report.add("restart: Home Assistant quiet after", quiet - launched, "s")
+        # The restart's last transactions end first: a NOTIFY's server transaction over UDP
+        # keeps its answer for retransmissions 64 x T1 = 32 s (Timer J, RFC 3261 17.2.2).
+        await asyncio.sleep(TRANSACTIONS_END)
         log(f"idle for {args.idle:g} s")
         idle_start, idle_sample = time.time(), hass.sample()
         await asyncio.sleep(args.idle)
