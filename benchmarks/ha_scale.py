@@ -13,18 +13,20 @@ through the buddy subentry flow, then prints:
   Assistant's CPU (beside the bare Home Assistant's, measured the same way before the profiles
   were made) and the state writes per minute; its resident memory per buddy over
   the bare Home Assistant;
-- a burst: a publisher process PUBLISHes a new presence for every buddy at once, so the server
-  NOTIFYs every watcher (profiles x buddies NOTIFYs). PUBLISH->state latency (the publisher's
-  send time travels in the PIDF note, Home Assistant's ``last_updated`` ends it), state writes per
-  change (and to entities other than the changed buddy), Home Assistant's CPU per change above
-  idle, the event loop's round trip (websocket ``ping`` every 100 ms) and the NOTIFYs the server
-  sent again because their answer was late (from Kamailio's sipdump), apart from the NOTIFYs no
-  one answered (subscriptions an earlier stop left at the server);
+- bursts (``--bursts``, 3 by default, one after another): a publisher process PUBLISHes a new
+  presence for every buddy at once, so the server NOTIFYs every watcher (profiles x buddies
+  NOTIFYs). Over all bursts: PUBLISH->state latency (the publisher's send time travels in the
+  PIDF note, Home Assistant's ``last_updated`` ends it), state writes per change (and to
+  entities other than the changed buddy), Home Assistant's CPU per change above idle, the event
+  loop's round trip (websocket ``ping`` every 100 ms) and the NOTIFYs the server sent again
+  because their answer was late (from Kamailio's sipdump; apart, those it sent again before it
+  had read any answer, and the NOTIFYs no one answered: subscriptions an earlier stop left);
 - the stop: seconds until the process exited and until the last SIP request reached the server,
   errors logged, bindings left at the registrar;
 - the peer: Home Assistant stopped, the same accounts watch the same buddies through bare user
-  agents (the SIP core and its asyncio runner) in this process, and the same burst is measured
-  again: what the server retransmits to them is what it retransmits however fast it is answered.
+  agents (the SIP core and its asyncio runner) in this process, and the same bursts are
+  measured again: what the server retransmits to them is what it retransmits however fast it
+  is answered.
 
 Each number is printed beside its target with "met" or "NOT met". Buddy j of profile i is
 ``b{(i + j) % profiles}``: each buddy is watched by ``buddies`` profiles. The run stops by itself
@@ -83,6 +85,10 @@ BURST_TAIL = 6.0
 PING_EVERY = 0.1
 TRANSACTIONS_END = 32.0
 """Seconds after the restart's last NOTIFY until its server transaction ends (Timer J over UDP)."""
+BURSTS = ((MyPresence.BUSY, "busy"), (MyPresence.AVAILABLE, "online"))
+"""What the bursts publish in turn, and the state every watcher's presence sensor then shows."""
+SERVER_T1 = 0.5
+"""The server's first retransmission of an unanswered NOTIFY over UDP (T1, RFC 3261 17.1.2.2)."""
 
 
 def profile_user(index: int) -> str:
@@ -232,6 +238,7 @@ class SipDump:
         sends: Counter[tuple[str, str]] = Counter()
         first_sent: dict[tuple[str, str], float] = {}
         answered: dict[tuple[str, str], float] = {}
+        first_answer_read = float("inf")
         for tag, when, message in self.messages(since, until):
             call_id = re.search(r"^(?:Call-ID|i):\s*(\S+)", message, re.MULTILINE | re.IGNORECASE)
             cseq = re.search(r"^CSeq:\s*(\d+)\s+NOTIFY", message, re.MULTILINE | re.IGNORECASE)
@@ -243,11 +250,18 @@ class SipDump:
                 first_sent.setdefault(key, when)
             elif tag == "rcv" and message.startswith("SIP/2.0 ") and key in first_sent:
                 answered.setdefault(key, when)
+                first_answer_read = min(first_answer_read, when)
         return NotifyTraffic(
             sent=sum(sends[key] for key in answered),
             again=sum(sends[key] - 1 for key in answered),
             unanswered=sum(sends[key] for key in sends if key not in answered),
             answer_delays=[answered[key] - first_sent[key] for key in answered],
+            first_answer_read_after=first_answer_read - min(first_sent.values(), default=0.0),
+            again_before_first_answer=sum(
+                sends[key] - 1
+                for key in answered
+                if first_sent[key] + SERVER_T1 < first_answer_read
+            ),
         )
 
     def last_request(self, since: float) -> float | None:
@@ -270,10 +284,19 @@ class NotifyTraffic:
     again: int
     unanswered: int
     answer_delays: list[float]
+    first_answer_read_after: float
+    """Seconds from the server's first NOTIFY until it read the first answer."""
+    again_before_first_answer: int
+    """Repeats of NOTIFYs sent over T1 before the server read any answer: its one UDP worker
+    reads the burst's PUBLISHes first, and answers queue behind them however early they came."""
 
     @property
     def again_percent(self) -> float:
         return self.again * 100 / max(self.sent, 1)
+
+    @property
+    def again_before_first_answer_percent(self) -> float:
+        return self.again_before_first_answer * 100 / max(self.sent, 1)
 
 
 def subscribes_received(server: KamailioServer) -> int:
@@ -581,7 +604,9 @@ async def run(args: argparse.Namespace) -> None:
             lambda found: found.presence["online"] >= subscriptions, args.wait, "warm-up"
         )
         await asyncio.sleep(BURST_TAIL)
-        notifies = await burst(hass, publisher, dump, report, subscriptions, args.wait, idle_cpu)
+        notifies = await burst(
+            hass, publisher, dump, report, subscriptions, args.wait, idle_cpu, args.bursts
+        )
         await publisher.close()
         publisher = None
 
@@ -603,7 +628,7 @@ async def run(args: argparse.Namespace) -> None:
 
         # -- the same burst to the bare user agents, Home Assistant stopped
         log("peer burst")
-        peer = await peer_burst(server, report, profiles, buddies, args.wait)
+        peer = await peer_burst(server, report, profiles, buddies, args.wait, args.bursts)
         if peer.again:
             report.add(
                 "burst: NOTIFYs retransmitted, Home Assistant / peer",
@@ -648,8 +673,10 @@ async def burst(
     subscriptions: int,
     wait: float,
     idle_cpu: float,
+    count: int,
 ) -> NotifyTraffic:
-    """PUBLISH busy for every buddy at once; measure until every watcher's state shows it."""
+    """PUBLISH a new presence for every buddy at once, ``count`` times (busy, available, busy,
+    ...); measure each until every watcher's state shows it."""
     assert hass.websocket is not None
     websocket = hass.websocket
     round_trips: list[float] = []
@@ -660,47 +687,64 @@ async def burst(
             round_trips.append(await websocket.ping())
             await asyncio.sleep(PING_EVERY)
 
-    def busy_buddies(writes: list[StateWrite]) -> dict[str, StateWrite]:
-        """The first busy write of each buddy's presence sensor."""
+    def first_writes(writes: list[StateWrite], state: str) -> dict[str, StateWrite]:
+        """The first write of ``state`` to each buddy's presence sensor."""
         first: dict[str, StateWrite] = {}
         for write in sorted(writes, key=lambda w: w.last_updated):
-            if is_presence(write.entity_id) and write.state == "busy":
+            if is_presence(write.entity_id) and write.state == state:
                 first.setdefault(write.entity_id, write)
         return first
 
+    latencies: list[float] = []
+    changes = writes_count = other_count = 0
+    cpu = measured = 0.0
     pinger = asyncio.create_task(ping())
-    started, cpu_before = time.time(), hass.sample().cpu_seconds
-    await publisher.publish(MyPresence.BUSY)
-    deadline = time.monotonic() + wait
-    while len(busy_buddies(await asyncio.to_thread(hass.recorder.writes, started))) < subscriptions:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the burst: not every buddy busy within {wait:.0f} s")
-        await asyncio.sleep(1)
-    await asyncio.sleep(BURST_TAIL)
-    ended, cpu_after = time.time(), hass.sample().cpu_seconds
+    first_started = time.time()
+    for index in range(count):
+        presence, state = BURSTS[index % len(BURSTS)]
+        started, cpu_before = time.time(), hass.sample().cpu_seconds
+        await publisher.publish(presence)
+        deadline = time.monotonic() + wait
+        while (
+            len(first_writes(await asyncio.to_thread(hass.recorder.writes, started), state))
+            < subscriptions
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"burst {index + 1}: not every buddy {state} within {wait:.0f} s"
+                )
+            await asyncio.sleep(1)
+        await asyncio.sleep(BURST_TAIL)
+        ended, cpu_after = time.time(), hass.sample().cpu_seconds
+        await asyncio.sleep(BURST_TAIL)  # the recorder commits every 5 s
+        writes = await asyncio.to_thread(hass.recorder.writes, started, ended)
+        changed = first_writes(writes, state)
+        latencies += [
+            write.last_updated - sent_at(write.attributes.get("note"), started)
+            for write in changed.values()
+        ]
+        changes += len(changed)
+        writes_count += len(writes)
+        other_count += sum(not is_presence(w.entity_id) for w in writes)
+        cpu += cpu_after - cpu_before
+        measured += ended - started
+        once = dump.notifies(started, ended)
+        print(
+            f"\nburst {index + 1} ({state}): {len(changed)} buddy changes, {len(writes)} state"
+            f" writes, {once.sent} NOTIFYs answered ({once.again_percent:.1f} % retransmitted)"
+            f" and {once.unanswered} not",
+            flush=True,
+        )
     pinging = False
     await pinger
-    await asyncio.sleep(BURST_TAIL)  # the recorder commits every 5 s
 
-    writes = await asyncio.to_thread(hass.recorder.writes, started, ended)
-    changes = busy_buddies(writes)
-    latencies = [
-        write.last_updated - sent_at(write.attributes.get("note"), started)
-        for write in changes.values()
-    ]
-    other = [w for w in writes if not is_presence(w.entity_id)]
-    notifies = dump.notifies(started, ended)
-    cpu_per_change = (cpu_after - cpu_before - idle_cpu * (ended - started)) / len(changes)
-    print(
-        f"\nburst: {len(changes)} buddy changes, {len(writes)} state writes,"
-        f" {notifies.sent} NOTIFYs answered and {notifies.unanswered} not",
-        flush=True,
-    )
+    notifies = dump.notifies(first_started, time.time())
+    cpu_per_change = (cpu - idle_cpu * measured) / changes
     report.add("burst: PUBLISH->state latency p50", quantile(latencies, 0.5), "s")
     report.add("burst: PUBLISH->state latency p99", quantile(latencies, 0.99), "s", 1.5)
     report.add("burst: PUBLISH->state latency max", max(latencies), "s")
-    report.add("burst: state writes per change", len(writes) / len(changes), "", 1)
-    report.add("burst: writes to other entities per change", len(other) / len(changes), "", 0)
+    report.add("burst: state writes per change", writes_count / changes, "", 1)
+    report.add("burst: writes to other entities per change", other_count / changes, "", 0)
     report.add("burst: HA CPU per change (above idle)", cpu_per_change * 1000, "ms", 1.5)
     report.add("burst: event-loop round trip p99", quantile(round_trips, 0.99), "s", digits=3)
     report.add("burst: event-loop round trip max", max(round_trips), "s", 1, digits=3)
@@ -710,7 +754,15 @@ async def burst(
 
 
 def add_answers(report: Report, phase: str, notifies: NotifyTraffic) -> None:
-    """When the server saw the answers, and the NOTIFYs no one answered."""
+    """Why NOTIFYs were sent again, when the server saw the answers, and those no one answered."""
+    report.add(
+        f"{phase}: of those, sent over T1 before the server read any answer",
+        notifies.again_before_first_answer_percent,
+        "%",
+    )
+    report.add(
+        f"{phase}: the server read its first answer after", notifies.first_answer_read_after, "s"
+    )
     for q in (0.5, 0.99):
         report.add(
             f"{phase}: NOTIFY->answer at the server p{q * 100:.0f}",
@@ -723,9 +775,9 @@ def add_answers(report: Report, phase: str, notifies: NotifyTraffic) -> None:
 
 
 async def peer_burst(
-    server: KamailioServer, report: Report, profiles: int, buddies: int, wait: float
+    server: KamailioServer, report: Report, profiles: int, buddies: int, wait: float, count: int
 ) -> NotifyTraffic:
-    """The same burst to bare user agents in this process: the core without Home Assistant.
+    """The same bursts to bare user agents in this process: the core without Home Assistant.
 
     Each profile's account watches the same buddies as in Home Assistant, through a
     UserAgentRunner of its own, and answers every NOTIFY as soon as it is read. What the server
@@ -774,9 +826,11 @@ async def peer_burst(
         await notified(warm)
         await asyncio.sleep(BURST_TAIL)
         started = time.time()
-        await publisher.publish(MyPresence.BUSY)
-        await notified(started)
-        await asyncio.sleep(BURST_TAIL)
+        for index in range(count):
+            since = time.time()
+            await publisher.publish(BURSTS[index % len(BURSTS)][0])
+            await notified(since)
+            await asyncio.sleep(BURST_TAIL)
         notifies = dump.notifies(started, time.time())
     finally:
         await publisher.close()
@@ -812,6 +866,7 @@ def main(argv: list[str]) -> None:
         "--transport", choices=("udp", "tcp", "tls"), default="udp", help="of every profile"
     )
     parser.add_argument("--idle", type=float, default=60, help="seconds of idle measured")
+    parser.add_argument("--bursts", type=int, default=3, help="bursts measured, one after another")
     parser.add_argument("--wait", type=float, default=600, help="seconds any one step may take")
     parser.add_argument("--deadline", type=float, default=2400, help="seconds the run may take")
     parser.add_argument("--hass-python", help="the Home Assistant's interpreter")
