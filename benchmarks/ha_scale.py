@@ -21,6 +21,7 @@ through the buddy subentry flow, then prints:
   loop's round trip (websocket ``ping`` every 100 ms) and the NOTIFYs the server sent again
   because their answer was late (from Kamailio's sipdump; apart, those it sent again before it
   had read any answer, and the NOTIFYs no one answered: subscriptions an earlier stop left);
+  with tcpdump run as root (scripts/bench installs it), when each answer was on the wire;
 - the stop: seconds until the process exited and until the last SIP request reached the server,
   errors logged, bindings left at the registrar;
 - the peer: Home Assistant stopped, the same accounts watch the same buddies through bare user
@@ -51,6 +52,7 @@ import re
 import shutil
 import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import tempfile
@@ -87,6 +89,8 @@ TRANSACTIONS_END = 32.0
 """Seconds after the restart's last NOTIFY until its server transaction ends (Timer J over UDP)."""
 BURSTS = ((MyPresence.BUSY, "busy"), (MyPresence.AVAILABLE, "online"))
 """What the bursts publish in turn, and the state every watcher's presence sensor then shows."""
+CAPTURE_FLUSH = 2.0
+"""Seconds libpcap may hold captured packets in the kernel's ring before tcpdump sees them."""
 SERVER_T1 = 0.5
 """The server's first retransmission of an unanswered NOTIFY over UDP (T1, RFC 3261 17.1.2.2)."""
 
@@ -297,6 +301,77 @@ class NotifyTraffic:
     @property
     def again_before_first_answer_percent(self) -> float:
         return self.again_before_first_answer * 100 / max(self.sent, 1)
+
+
+class WireCapture:
+    """tcpdump on the loopback, of the server's UDP port: when each NOTIFY and its answer were
+    on the wire, before either side's queues (Kamailio's sipdump tells when it handled them)."""
+
+    def __init__(self, path: Path, process: asyncio.subprocess.Process) -> None:
+        self.path = path
+        self.process = process
+
+    @classmethod
+    async def start(cls, path: Path, port: int) -> WireCapture | None:
+        """Capturing from now on, or None (with a note) where tcpdump cannot run here."""
+        if shutil.which("tcpdump") is None or os.geteuid() != 0:
+            log("no tcpdump run as root: the answers' times on the wire are not measured")
+            return None
+        process = await asyncio.create_subprocess_exec(
+            "tcpdump", "-i", "lo", "-U", "-s", "0", "-w", str(path), f"udp port {port}",
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        assert process.stderr is not None
+        async with asyncio.timeout(10):
+            while b"listening on" not in await process.stderr.readline():
+                pass
+        return cls(path, process)
+
+    def end(self) -> None:
+        """Stop capturing (again: a no-op)."""
+        if self.process.returncode is None:
+            self.process.terminate()
+
+    async def stop(self) -> list[float]:
+        """Stop; the seconds from each NOTIFY's first copy on the wire to its answer's."""
+        await asyncio.sleep(CAPTURE_FLUSH)
+        self.end()
+        await self.process.wait()
+        first_sent: dict[tuple[bytes, bytes], float] = {}
+        delays: list[float] = []
+        for when, payload in udp_payloads(self.path.read_bytes()):
+            call_id = SIP_CALL_ID.search(payload)
+            cseq = SIP_NOTIFY_CSEQ.search(payload)
+            if call_id is None or cseq is None:
+                continue
+            key = (call_id.group(1), cseq.group(1))
+            if payload.startswith(b"NOTIFY "):
+                first_sent.setdefault(key, when)
+            elif payload.startswith(b"SIP/2.0 ") and key in first_sent:
+                delays.append(when - first_sent.pop(key))
+        return delays
+
+
+SIP_CALL_ID = re.compile(rb"^(?:Call-ID|i)[ \t]*:[ \t]*(\S+)", re.MULTILINE | re.IGNORECASE)
+SIP_NOTIFY_CSEQ = re.compile(rb"^CSeq[ \t]*:[ \t]*(\d+)[ \t]+NOTIFY", re.MULTILINE | re.IGNORECASE)
+
+
+def udp_payloads(pcap: bytes) -> Iterator[tuple[float, bytes]]:
+    """(time, payload) of each IPv4 UDP packet of a pcap file captured on Linux's loopback."""
+    magic, link_type = struct.unpack_from("<I16xI", pcap)
+    scale = {0xA1B2C3D4: 1e-6, 0xA1B23C4D: 1e-9}[magic]
+    if link_type != 1:  # Ethernet framing, which tcpdump gives the loopback
+        raise ValueError(f"unexpected link type {link_type}")
+    offset = 24
+    while offset + 16 <= len(pcap):
+        seconds, fraction, length = struct.unpack_from("<III", pcap, offset)
+        frame = pcap[offset + 16 : offset + 16 + length]
+        offset += 16 + length
+        if frame[12:14] != b"\x08\x00" or frame[23] != socket.IPPROTO_UDP:
+            continue
+        udp = 14 + (frame[14] & 0x0F) * 4
+        yield seconds + fraction * scale, frame[udp + 8 :]
 
 
 def subscribes_received(server: KamailioServer) -> int:
@@ -526,6 +601,7 @@ async def run(args: argparse.Namespace) -> None:
     )
     hass: Hass | None = None
     publisher: Publisher | None = None
+    wire: WireCapture | None = None
     try:
         server.start()
         dump = SipDump(server.state_dir / "sipdump")
@@ -604,8 +680,9 @@ async def run(args: argparse.Namespace) -> None:
             lambda found: found.presence["online"] >= subscriptions, args.wait, "warm-up"
         )
         await asyncio.sleep(BURST_TAIL)
+        wire = await WireCapture.start(workdir / "burst.pcap", server.port)
         notifies = await burst(
-            hass, publisher, dump, report, subscriptions, args.wait, idle_cpu, args.bursts
+            hass, publisher, dump, report, subscriptions, args.wait, idle_cpu, args.bursts, wire
         )
         await publisher.close()
         publisher = None
@@ -628,7 +705,9 @@ async def run(args: argparse.Namespace) -> None:
 
         # -- the same burst to the bare user agents, Home Assistant stopped
         log("peer burst")
-        peer = await peer_burst(server, report, profiles, buddies, args.wait, args.bursts)
+        peer = await peer_burst(
+            server, report, profiles, buddies, args.wait, args.bursts, workdir / "peer.pcap"
+        )
         if peer.again:
             report.add(
                 "burst: NOTIFYs retransmitted, Home Assistant / peer",
@@ -641,6 +720,8 @@ async def run(args: argparse.Namespace) -> None:
         )
         report.print()
     finally:
+        if wire is not None:
+            wire.end()
         if publisher is not None:
             await publisher.close()
         if hass is not None:
@@ -674,6 +755,7 @@ async def burst(
     wait: float,
     idle_cpu: float,
     count: int,
+    wire: WireCapture | None,
 ) -> NotifyTraffic:
     """PUBLISH a new presence for every buddy at once, ``count`` times (busy, available, busy,
     ...); measure each until every watcher's state shows it."""
@@ -739,6 +821,7 @@ async def burst(
     await pinger
 
     notifies = dump.notifies(first_started, time.time())
+    await add_wire(report, "burst", wire)
     cpu_per_change = (cpu - idle_cpu * measured) / changes
     report.add("burst: PUBLISH->state latency p50", quantile(latencies, 0.5), "s")
     report.add("burst: PUBLISH->state latency p99", quantile(latencies, 0.99), "s", 1.5)
@@ -751,6 +834,18 @@ async def burst(
     report.add("burst: NOTIFYs retransmitted by the server", notifies.again_percent, "%", 1)
     add_answers(report, "burst", notifies)
     return notifies
+
+
+async def add_wire(report: Report, phase: str, wire: WireCapture | None) -> None:
+    """When the answers were on the wire: what the client alone decides."""
+    if wire is None:
+        return
+    delays = await wire.stop()
+    for q in (0.5, 0.99):
+        report.add(f"{phase}: NOTIFY->answer on the wire p{q * 100:.0f}", quantile(delays, q), "s")
+    report.add(f"{phase}: NOTIFY->answer on the wire max", max(delays, default=0.0), "s")
+    late = sum(delay > SERVER_T1 for delay in delays) * 100 / max(len(delays), 1)
+    report.add(f"{phase}: NOTIFYs answered on the wire after T1", late, "%")
 
 
 def add_answers(report: Report, phase: str, notifies: NotifyTraffic) -> None:
@@ -775,7 +870,13 @@ def add_answers(report: Report, phase: str, notifies: NotifyTraffic) -> None:
 
 
 async def peer_burst(
-    server: KamailioServer, report: Report, profiles: int, buddies: int, wait: float, count: int
+    server: KamailioServer,
+    report: Report,
+    profiles: int,
+    buddies: int,
+    wait: float,
+    count: int,
+    capture: Path,
 ) -> NotifyTraffic:
     """The same bursts to bare user agents in this process: the core without Home Assistant.
 
@@ -816,6 +917,7 @@ async def peer_burst(
                 await changed.wait()
 
     publisher = await Publisher.start(server, profiles)
+    wire: WireCapture | None = None
     try:
         async with asyncio.timeout(wait):
             while not all_active():
@@ -825,6 +927,7 @@ async def peer_burst(
         await publisher.publish(MyPresence.AVAILABLE)
         await notified(warm)
         await asyncio.sleep(BURST_TAIL)
+        wire = await WireCapture.start(capture, port)
         started = time.time()
         for index in range(count):
             since = time.time()
@@ -833,11 +936,14 @@ async def peer_burst(
             await asyncio.sleep(BURST_TAIL)
         notifies = dump.notifies(started, time.time())
     finally:
+        if wire is not None:
+            wire.end()
         await publisher.close()
         for runner in runners:
             await runner.stop(unregister=False)
     report.add("peer burst: NOTIFYs retransmitted by the server", notifies.again_percent, "%")
     add_answers(report, "peer burst", notifies)
+    await add_wire(report, "peer burst", wire)
     return notifies
 
 
