@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from _hashlib import HASH
 
 
+# hashlib's name of each base algorithm, weakest first.
 _HASH_NAMES = {"MD5": "md5", "SHA-256": "sha256", "SHA-512-256": "sha512_256"}
-_STRENGTH = {"MD5": 0, "SHA-256": 1, "SHA-512-256": 2}
 
 
 class Algorithm(Enum):
@@ -60,7 +60,7 @@ class Algorithm(Enum):
         base = value.removesuffix("-sess")
         name = _HASH_NAMES[base]
         self.session = base != value
-        self.strength = _STRENGTH[base]
+        self.strength = list(_HASH_NAMES).index(base)
         self.available = name in hashlib.algorithms_available
         # The named constructors (hashlib.md5) are about twice as fast as hashlib.new(name).
         self._new_hash: Callable[[bytes], HASH] = getattr(hashlib, name, None) or (
@@ -266,13 +266,11 @@ class DigestClient:
         self._ha2: dict[tuple[str, str, str], str] = {}
 
     def _credentials_for(self, realm: str) -> Credentials | None:
-        fallback = None
-        for credentials in self._credentials:
-            if credentials.realm == realm:
-                return credentials
-            if credentials.realm is None and fallback is None:
-                fallback = credentials
-        return fallback
+        for wanted in (realm, None):
+            for credentials in self._credentials:
+                if credentials.realm == wanted:
+                    return credentials
+        return None
 
     def handle_challenge(self, status: int, challenge_values: Sequence[str]) -> ChallengeOutcome:
         """Take the challenges of a 401 (``WWW-Authenticate``) or 407 (``Proxy-Authenticate``).
@@ -367,12 +365,8 @@ class DigestClient:
         ha2 = self._hash_a2(algorithm, qop, method, uri, body)
         nc = f"{answer.nonce_count:08x}"
         # RFC 7616 §3.4.1; without qop, the RFC 2069 form.
-        if qop is None:
-            response = algorithm.hexdigest(f"{answer.ha1}:{nonce}:{ha2}".encode())
-        else:
-            response = algorithm.hexdigest(
-                f"{answer.ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}".encode()
-            )
+        middle = nonce if qop is None else f"{nonce}:{nc}:{cnonce}:{qop}"
+        response = algorithm.hexdigest(f"{answer.ha1}:{middle}:{ha2}".encode())
         directives = [
             f"username={quote(answer.credentials.username)}",
             f"realm={quote(challenge.realm)}",

@@ -479,10 +479,9 @@ class Headers:
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         """Hold the ``(name, value)`` fields in order."""
-        self._fields: list[tuple[str, str, str]] = []
+        self._fields = [_checked_field(name, value) for name, value in items]
         self._index: dict[str, list[str]] | None = None
         self._typed: dict[str, object] = {}
-        self._fields = [_checked_field(name, value) for name, value in items]
 
     def get(self, name: str) -> str | None:
         """The value of the first field called ``name``, or None."""
@@ -509,17 +508,10 @@ class Headers:
     def set(self, name: str, value: str) -> None:
         """Replace every field called ``name`` by one, where the first of them was (else last)."""
         field = _checked_field(name, value)
-        fields: list[tuple[str, str, str]] = []
-        placed = False
-        for existing in self._fields:
-            if existing[0] != field[0]:
-                fields.append(existing)
-            elif not placed:
-                fields.append(field)
-                placed = True
-        if not placed:
-            fields.append(field)
-        self._fields = fields
+        keys = [key for key, _, _ in self._fields]
+        at = keys.index(field[0]) if field[0] in keys else len(keys)
+        self._fields = [existing for existing in self._fields if existing[0] != field[0]]
+        self._fields.insert(at, field)
         self._changed()
 
     def remove(self, name: str) -> None:
@@ -599,10 +591,7 @@ class Headers:
         if self._index is None:
             index: dict[str, list[str]] = {}
             for key, _, value in self._fields:
-                if key in index:
-                    index[key].append(value)
-                else:
-                    index[key] = [value]
+                index.setdefault(key, []).append(value)
             self._index = index
         return self._index
 

@@ -15,12 +15,8 @@ from typing import Final, Literal
 from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import WSP, is_token
 from .headers import (
-    ContentType,
-    CSeq,
-    EventHeader,
     Headers,
     NameAddr,
-    SubscriptionState,
     Via,
     canonical_name,
     elements_of,
@@ -50,76 +46,102 @@ _STATUS_LINE_RE = re.compile(f"[Ss][Ii][Pp]/2\\.0 ([1-6][0-9][0-9]) ({_REASON_CH
 _CALL_ID_RE = re.compile("[^\x00-\x20\x7f]+")
 
 
+# The readers look fields up by their lower-case key, as Headers stores them.
+
+
+def _value(headers: Headers, key: str) -> str | None:
+    values = headers._lookup().get(key)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise RemoteProtocolError(f"more than one {canonical_name(key)} header")
+    return values[0]
+
+
+def _optional[T](key: str, parse: Callable[[str], T]) -> Callable[[Headers], T | None]:
+    def read(headers: Headers) -> T | None:
+        value = _value(headers, key)
+        return None if value is None else parse(value)
+
+    return read
+
+
+def _required[T](key: str, parse: Callable[[str], T]) -> Callable[[Headers], T]:
+    def read(headers: Headers) -> T:
+        value = _value(headers, key)
+        if value is None:
+            raise RemoteProtocolError(f"no {canonical_name(key)} header")
+        return parse(value)
+
+    return read
+
+
+def _read_vias(headers: Headers) -> list[Via]:
+    vias = [parse_via(value) for value in headers.get_list("Via")]
+    if not vias:
+        raise RemoteProtocolError("no Via header")
+    return vias
+
+
+def _read_top_via(headers: Headers) -> Via:
+    values = headers._lookup().get("via")
+    if not values:
+        raise RemoteProtocolError("no Via header")
+    elements = elements_of(values[0])
+    if not elements:
+        raise RemoteProtocolError("empty Via header")
+    return parse_via(elements[0])
+
+
+def _call_id(text: str) -> str:
+    if not _CALL_ID_RE.fullmatch(text):
+        raise RemoteProtocolError(f"bad Call-ID {text!r}")
+    return text
+
+
+def _read_contacts(headers: Headers) -> list[NameAddr] | Literal["*"]:
+    return parse_contacts(headers._lookup().get("contact", []))
+
+
+class _Typed[T]:
+    """A typed field value: read when first asked for, kept by the Headers until they change."""
+
+    __slots__ = ("_name", "_read")
+
+    def __init__(self, read: Callable[[Headers], T]) -> None:
+        self._name = ""
+        self._read = read
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, message: _Fields, owner: type | None = None) -> T:
+        return message.headers.typed(self._name, self._read)
+
+
 class _Fields:
-    """Typed readers of the header fields, shared by requests and responses."""
+    """Typed readers of the header fields, shared by requests and responses.
+
+    ``vias`` lists every Via value, topmost first; ``contacts`` is every Contact value, ``*``, or
+    an empty list when there is none; the optional fields read None when absent.
+    """
 
     __slots__ = ()
     headers: Headers
 
-    @property
-    def vias(self) -> list[Via]:
-        """Every Via value, topmost first."""
-        return self.headers.typed("vias", _read_vias)
-
-    @property
-    def top_via(self) -> Via:
-        """The topmost Via value (the one that names this hop)."""
-        return self.headers.typed("top_via", _read_top_via)
-
-    @property
-    def cseq(self) -> CSeq:
-        """The CSeq value."""
-        return self.headers.typed("cseq", _read_cseq)
-
-    @property
-    def call_id(self) -> str:
-        """The Call-ID value."""
-        return self.headers.typed("call_id", _read_call_id)
-
-    @property
-    def from_(self) -> NameAddr:
-        """The From value."""
-        return self.headers.typed("from", _read_from)
-
-    @property
-    def to(self) -> NameAddr:
-        """The To value."""
-        return self.headers.typed("to", _read_to)
-
-    @property
-    def contacts(self) -> list[NameAddr] | Literal["*"]:
-        """Every Contact value, or ``*``; an empty list when there is none."""
-        return self.headers.typed("contacts", _read_contacts)
-
-    @property
-    def expires(self) -> int | None:
-        """The Expires value in seconds, or None."""
-        return self.headers.typed("expires", _read_expires)
-
-    @property
-    def min_expires(self) -> int | None:
-        """The Min-Expires value in seconds, or None."""
-        return self.headers.typed("min_expires", _read_min_expires)
-
-    @property
-    def retry_after(self) -> int | None:
-        """The Retry-After value in seconds, or None."""
-        return self.headers.typed("retry_after", _read_retry_after)
-
-    @property
-    def content_type(self) -> ContentType | None:
-        """The Content-Type value, or None."""
-        return self.headers.typed("content_type", _read_content_type)
-
-    @property
-    def event(self) -> EventHeader | None:
-        """The Event value, or None."""
-        return self.headers.typed("event", _read_event)
-
-    @property
-    def subscription_state(self) -> SubscriptionState | None:
-        """The Subscription-State value, or None."""
-        return self.headers.typed("subscription_state", _read_subscription_state)
+    vias = _Typed(_read_vias)
+    top_via = _Typed(_read_top_via)
+    cseq = _Typed(_required("cseq", parse_cseq))
+    call_id = _Typed(_required("call-id", _call_id))
+    from_ = _Typed(_required("from", parse_name_addr))
+    to = _Typed(_required("to", parse_name_addr))
+    contacts = _Typed(_read_contacts)
+    expires = _Typed(_optional("expires", parse_uint))
+    min_expires = _Typed(_optional("min-expires", parse_uint))
+    retry_after = _Typed(_optional("retry-after", parse_retry_after))
+    content_type = _Typed(_optional("content-type", parse_content_type))
+    event = _Typed(_optional("event", parse_event))
+    subscription_state = _Typed(_optional("subscription-state", parse_subscription_state))
 
 
 @dataclass(slots=True, eq=False)
@@ -342,72 +364,3 @@ def _serialize(start_line: str, headers: Headers, body: bytes) -> bytes:
     lines += headers.lines(without="Content-Length")
     lines.append(f"Content-Length: {len(body)}\r\n\r\n")
     return "\r\n".join(lines).encode() + body
-
-
-# The readers below look fields up by their lower-case key, as Headers stores them.
-
-
-def _value(headers: Headers, key: str) -> str | None:
-    values = headers._lookup().get(key)
-    if not values:
-        return None
-    if len(values) > 1:
-        raise RemoteProtocolError(f"more than one {canonical_name(key)} header")
-    return values[0]
-
-
-def _optional[T](key: str, parse: Callable[[str], T]) -> Callable[[Headers], T | None]:
-    def read(headers: Headers) -> T | None:
-        value = _value(headers, key)
-        return None if value is None else parse(value)
-
-    return read
-
-
-def _required[T](key: str, parse: Callable[[str], T]) -> Callable[[Headers], T]:
-    def read(headers: Headers) -> T:
-        value = _value(headers, key)
-        if value is None:
-            raise RemoteProtocolError(f"no {canonical_name(key)} header")
-        return parse(value)
-
-    return read
-
-
-def _read_vias(headers: Headers) -> list[Via]:
-    vias = [parse_via(value) for value in headers.get_list("Via")]
-    if not vias:
-        raise RemoteProtocolError("no Via header")
-    return vias
-
-
-def _read_top_via(headers: Headers) -> Via:
-    values = headers._lookup().get("via")
-    if not values:
-        raise RemoteProtocolError("no Via header")
-    elements = elements_of(values[0])
-    if not elements:
-        raise RemoteProtocolError("empty Via header")
-    return parse_via(elements[0])
-
-
-def _call_id(text: str) -> str:
-    if not _CALL_ID_RE.fullmatch(text):
-        raise RemoteProtocolError(f"bad Call-ID {text!r}")
-    return text
-
-
-def _read_contacts(headers: Headers) -> list[NameAddr] | Literal["*"]:
-    return parse_contacts(headers._lookup().get("contact", []))
-
-
-_read_cseq = _required("cseq", parse_cseq)
-_read_call_id = _required("call-id", _call_id)
-_read_from = _required("from", parse_name_addr)
-_read_to = _required("to", parse_name_addr)
-_read_expires = _optional("expires", parse_uint)
-_read_min_expires = _optional("min-expires", parse_uint)
-_read_retry_after = _optional("retry-after", parse_retry_after)
-_read_content_type = _optional("content-type", parse_content_type)
-_read_event = _optional("event", parse_event)
-_read_subscription_state = _optional("subscription-state", parse_subscription_state)

@@ -57,9 +57,7 @@ class Operation(StrEnum):
     UNREGISTER = "unregister"
     QUERY = "query"
     COUNT_BINDINGS = "count_bindings"
-    """The first phase of unregister-all: how many bindings are there?"""
     REMOVE_ALL = "remove_all"
-    """The second phase: ``Contact: *``."""
 
 
 @dataclass(frozen=True, slots=True)

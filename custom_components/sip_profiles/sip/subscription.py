@@ -33,7 +33,7 @@ from .backoff import BackoffPolicy
 from .client import Client, ClientStatus, Failure, FailureReason, RequestIds, refresh_time
 from .errors import LocalProtocolError, RemoteProtocolError
 from .grammar import is_token
-from .headers import NameAddr
+from .headers import NameAddr, SubscriptionState as StateHeader
 from .message import Request, Response
 from .uri import SipUri, Uri
 
@@ -146,6 +146,7 @@ class NotifyReceived:
 
 SubscriptionEvent = SubscriptionChanged | NotifyReceived
 _UNSUBSCRIBED = SubscriptionStatus(SubscriptionState.UNSUBSCRIBED)
+_LIVE = (SubscriptionState.SUBSCRIBING, SubscriptionState.PENDING, SubscriptionState.ACTIVE)
 
 
 class Operation(StrEnum):
@@ -165,10 +166,10 @@ class _Dialog(RequestIds):
     remote_target: Uri | None = None
     remote_cseq: int | None = None
 
-    def take_notify(self, request: Request, package: str) -> Notified | int:
+    def take_notify(self, request: Request, package: str) -> StateHeader | int:
         """Check a NOTIFY against the dialog and take its CSeq, Contact and route set.
 
-        Returns what it says, or the status to refuse it with: 481 not of this dialog, 400
+        Returns its Subscription-State, or the status to refuse it with: 481 not of this dialog, 400
         malformed, 500 lower than the last NOTIFY's CSeq (nothing changes on a refusal).
         """
         try:
@@ -179,7 +180,7 @@ class _Dialog(RequestIds):
             header = request.subscription_state
             cseq = request.cseq.number
             contacts = request.contacts
-            content_type = request.content_type
+            request.content_type  # noqa: B018 - parsed here: a malformed one is refused (400)
             record_route = request.headers.get_list("Record-Route")
         except RemoteProtocolError:
             return 400
@@ -200,8 +201,7 @@ class _Dialog(RequestIds):
         self.remote_cseq = cseq
         if contacts:
             self.remote_target = contacts[0].uri
-        mime = content_type.mime if content_type is not None else None
-        return Notified(header.state, header.reason, header.expires, header.retry_after, mime)
+        return header
 
     def take_answer(self, response: Response) -> int | None:
         """Take the remote tag, route set and target of a 2xx; the Expires it granted.
@@ -229,17 +229,6 @@ class _Dialog(RequestIds):
         routes = [("Route", route) for route in self.route_set]
         uri = self.remote_target or settings.target
         return uri, [*routes, *self.fields("SUBSCRIBE", from_, str(to))]
-
-
-@dataclass(frozen=True, slots=True)
-class Notified:
-    """What an accepted NOTIFY said."""
-
-    state: str
-    reason: str | None
-    expires: int | None
-    retry_after: int | None
-    content_type: str | None
 
 
 class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
@@ -325,20 +314,14 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
     def unsubscribe(self) -> None:
         """End the subscription (Expires 0) and wait for the final NOTIFY."""
         self._enabled = False
-        if self._drop_held() or self.start_queued:
+        live = self._dialog is not None and self.state in _LIVE
+        if self._drop_held() or self.start_queued or (self._pending is None and not live):
             self._end()
-        elif self._pending is not None:
-            # The answer to the request in flight decides whether there is a dialog to end.
-            self._set_status(SubscriptionStatus(SubscriptionState.UNSUBSCRIBING))
-        elif self._dialog is not None and self.state in (
-            SubscriptionState.SUBSCRIBING,
-            SubscriptionState.PENDING,
-            SubscriptionState.ACTIVE,
-        ):
-            self._set_status(SubscriptionStatus(SubscriptionState.UNSUBSCRIBING))
+            return
+        # With a request in flight, its answer decides whether there is a dialog to end.
+        self._set_status(SubscriptionStatus(SubscriptionState.UNSUBSCRIBING))
+        if self._pending is None:
             self._send(Operation.UNSUBSCRIBE)
-        else:
-            self._end()
 
     @override
     def discard(self) -> None:
@@ -375,9 +358,9 @@ class Subscription(Client[Operation, SubscriptionStatus, SubscriptionEvent]):
             self._on_terminated(notified.reason, notified.retry_after, now)
         else:
             self._on_notified_state(notified.state, notified.expires, now)
-        self._events.append(
-            NotifyReceived(self.key, self.state, notified.content_type, request.body)
-        )
+        content_type = request.content_type
+        mime = content_type.mime if content_type is not None else None
+        self._events.append(NotifyReceived(self.key, self.state, mime, request.body))
         return 200
 
     # -- the client mechanism's questions ------------------------------------------------------

@@ -147,16 +147,14 @@ class _SipUriDraft:
 
 
 def _parse_sip(scheme: str, rest: str, text: str) -> SipUri:
-    user = password = None
-    if "@" in rest:
-        match = _SIP_URI_RE.fullmatch(rest)
-        if match is None:
-            raise RemoteProtocolError(f"bad SIP URI: {text!r}")
+    userinfo = "@" in rest
+    match = (_SIP_URI_RE if userinfo else _SIP_HOST_URI_RE).fullmatch(rest)
+    if match is None:
+        raise RemoteProtocolError(f"bad SIP URI: {text!r}")
+    if userinfo:
         user, password, host, ipv6, port_text, params_text, headers_text = match.groups()
     else:
-        match = _SIP_HOST_URI_RE.fullmatch(rest)
-        if match is None:
-            raise RemoteProtocolError(f"bad SIP URI: {text!r}")
+        user = password = None
         host, ipv6, port_text, params_text, headers_text = match.groups()
     escaped = "%" in rest
     if escaped and _BAD_ESCAPE_RE.search(rest):

@@ -132,8 +132,6 @@ UserAgentEvent = (
 class UserAgentStats:
     """Counters for diagnostics."""
 
-    messages_received: int = 0
-    messages_sent: int = 0
     retransmissions: int = 0
     malformed_dropped: int = 0
     stray_responses: int = 0
@@ -317,7 +315,6 @@ class UserAgent:
             self.stats.malformed_dropped += 1
             self._events.append(MessageDropped(source, str(err)))
             return
-        self.stats.messages_received += 1
         self._flush(now)
 
     def handle_timers(self, now: float) -> None:
@@ -396,17 +393,17 @@ class UserAgent:
                 self._send_requests(self.registration, now)
 
     def _after_registration_change(self, status: RegistrationStatus, now: float) -> None:
-        if status.state is RegistrationState.FAILED:
-            self._registration_was_lost = True
-        elif status.state is RegistrationState.REGISTERED and self._registration_was_lost:
-            self._registration_was_lost = False
-            self._clients.restart(now)
-        if status.state is RegistrationState.REGISTERED and self.settings.nat_fixup:
+        if status.state is RegistrationState.REGISTERED:
+            if self._registration_was_lost:
+                self._registration_was_lost = False
+                self._clients.restart(now)
             seen = status.public_address
-            if seen is not None and self._flow.local is not None and seen != self._flow.local:
+            local = self._flow.local
+            if self.settings.nat_fixup and seen is not None and local is not None and seen != local:
                 # The registrar sees us elsewhere (NAT): bind the address it can reach.
                 self.registration.set_contact(self._flow.contact(self.settings.aor.user, seen))
         elif status.state is RegistrationState.FAILED:
+            self._registration_was_lost = True
             # Fail over to the next target of the RFC 3263 list before backing off.
             unreachable = status.status_code == 503 or status.reason in _UNREACHABLE
             if self._flow.fail_over(unreachable=unreachable):
@@ -424,7 +421,6 @@ class UserAgent:
             transaction = ClientTransaction(request, target, now, self.settings.timers)
             key = self._transactions.add_client(transaction, owner)
             self._clients.challenges.sent(key, owner)
-            self.stats.messages_sent += 1
             self._transmits.append(Transmit(target, transaction.data))
 
     def _on_response(self, response: Response, now: float) -> None:
