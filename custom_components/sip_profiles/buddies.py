@@ -185,8 +185,16 @@ def parse_notify(package: str, body: bytes, language: str | None) -> _Parsed:
 
 
 def parse_notifies(bodies: list[tuple[str, bytes]], language: str | None) -> list[_Parsed]:
-    """Read many NOTIFY bodies, each of its package; one executor job for the lot."""
-    return [parse_notify(package, body, language) for package, body in bodies]
+    """Read many NOTIFY bodies, each of its package; one executor job for the lot.
+
+    A body repeated in the lot is read once and its (immutable) result shared: a server sends
+    one document to every watcher of a presentity, so a burst repeats each body many times.
+    """
+    read: dict[tuple[str, bytes], _Parsed] = {}
+    for item in bodies:
+        if item not in read:
+            read[item] = parse_notify(*item, language)
+    return [read[item] for item in bodies]
 
 
 MAX_PARSE_BATCH = 500
