@@ -197,10 +197,16 @@ def parse_notifies(bodies: list[tuple[str, bytes]], language: str | None) -> lis
     return [read[item] for item in bodies]
 
 
-MAX_PARSE_BATCH = 500
-"""NOTIFY bodies parsed in one executor job at most (a job then takes tens of milliseconds)."""
+MAX_PARSE_BATCH = 5000
+"""NOTIFY bodies parsed in one executor job at most (repeated bodies are read once)."""
 GATHER_QUIET_TURNS = 4
 """Turns of the loop without a new NOTIFY body that end the gathering of a batch."""
+BURST_BODIES = 20
+"""Bodies gathered within those turns that make a burst: the server is still sending."""
+BURST_CALM = 0.03
+"""Seconds without a new NOTIFY body that end the gathering of a burst."""
+BURST_GATHER_MAX = 1.0
+"""Seconds a burst is gathered at most before its first states are written."""
 APPLY_SLICE = 50
 """Parsed bodies applied (entity states written) before the event loop serves others again."""
 
@@ -243,6 +249,8 @@ class NotifyBodies:
                 while quiet < GATHER_QUIET_TURNS and (count := len(waiting)) < MAX_PARSE_BATCH:
                     await asyncio.sleep(0)
                     quiet = quiet + 1 if len(waiting) == count else 0
+                if len(waiting) >= BURST_BODIES:
+                    await self._async_gather_burst()
                 batch = [waiting.popleft() for _ in range(min(len(waiting), MAX_PARSE_BATCH))]
                 parsed = await self._hass.async_add_executor_job(
                     parse_notifies, [(item.key.package, item.body) for item in batch], language
@@ -253,6 +261,22 @@ class NotifyBodies:
                         await asyncio.sleep(0)
         finally:
             self._working = False
+
+    async def _async_gather_burst(self) -> None:
+        """Wait until a burst's NOTIFYs stop coming (or for BURST_GATHER_MAX at most).
+
+        Until then the event loop only reads and answers them: state writes, and the recorder
+        thread's work on them, would slow each answer (every socket call gives up the GIL, and
+        takes it back only when the busy thread lets go), and the server retransmits the NOTIFYs
+        it gets no answer to within 500 ms.
+        """
+        waiting = self._waiting
+        deadline = self._hass.loop.time() + BURST_GATHER_MAX
+        while len(waiting) < MAX_PARSE_BATCH and self._hass.loop.time() < deadline:
+            count = len(waiting)
+            await asyncio.sleep(BURST_CALM)
+            if len(waiting) == count:
+                return
 
 
 @callback
