@@ -7,8 +7,9 @@ subscription for the entities, which listen per subscription.
 
 The NOTIFY bodies of every profile go through one ``NotifyBodies`` queue: the core has answered
 each NOTIFY on the wire already, and the queue parses the bodies that wait, many per executor
-job, then applies the results in slices so that a burst never holds the event loop. One queue,
-worked in order, also keeps each subscription's versioned documents in order.
+job, then applies the results in slices so that a burst never holds the event loop. A burst is
+gathered until its NOTIFYs stop coming, so that the state writes it causes never slow down the
+answers. One queue, worked in order, also keeps each subscription's versioned documents in order.
 
 A subscription that goes down (failed, or starting over after its dialog was lost) is logged
 once, at info level, with its reason, and its coming back once.
