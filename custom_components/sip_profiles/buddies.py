@@ -7,8 +7,9 @@ subscription for the entities, which listen per subscription.
 
 The NOTIFY bodies of every profile go through one ``NotifyBodies`` queue: the core has answered
 each NOTIFY on the wire already, and the queue parses the bodies that wait, many per executor
-job, then applies the results in slices so that a burst never holds the event loop. One queue,
-worked in order, also keeps each subscription's versioned documents in order.
+job, then applies the results in slices so that a burst never holds the event loop. A burst is
+gathered until its NOTIFYs stop coming, so that the state writes it causes never slow down the
+answers. One queue, worked in order, also keeps each subscription's versioned documents in order.
 
 A subscription that goes down (failed, or starting over after its dialog was lost) is logged
 once, at info level, with its reason, and its coming back once.
@@ -185,14 +186,28 @@ def parse_notify(package: str, body: bytes, language: str | None) -> _Parsed:
 
 
 def parse_notifies(bodies: list[tuple[str, bytes]], language: str | None) -> list[_Parsed]:
-    """Read many NOTIFY bodies, each of its package; one executor job for the lot."""
-    return [parse_notify(package, body, language) for package, body in bodies]
+    """Read many NOTIFY bodies, each of its package; one executor job for the lot.
+
+    A body repeated in the lot is read once and its (immutable) result shared: a server sends
+    one document to every watcher of a presentity, so a burst repeats each body many times.
+    """
+    read: dict[tuple[str, bytes], _Parsed] = {}
+    for item in bodies:
+        if item not in read:
+            read[item] = parse_notify(*item, language)
+    return [read[item] for item in bodies]
 
 
-MAX_PARSE_BATCH = 500
-"""NOTIFY bodies parsed in one executor job at most (a job then takes tens of milliseconds)."""
+MAX_PARSE_BATCH = 5000
+"""NOTIFY bodies parsed in one executor job at most (repeated bodies are read once)."""
 GATHER_QUIET_TURNS = 4
 """Turns of the loop without a new NOTIFY body that end the gathering of a batch."""
+BURST_BODIES = 20
+"""Bodies gathered within those turns that make a burst: the server is still sending."""
+BURST_CALM = 0.03
+"""Seconds without a new NOTIFY body that end the gathering of a burst."""
+BURST_GATHER_MAX = 1.0
+"""Seconds a burst is gathered at most before its first states are written."""
 APPLY_SLICE = 50
 """Parsed bodies applied (entity states written) before the event loop serves others again."""
 
@@ -235,6 +250,8 @@ class NotifyBodies:
                 while quiet < GATHER_QUIET_TURNS and (count := len(waiting)) < MAX_PARSE_BATCH:
                     await asyncio.sleep(0)
                     quiet = quiet + 1 if len(waiting) == count else 0
+                if len(waiting) >= BURST_BODIES:
+                    await self._async_gather_burst()
                 batch = [waiting.popleft() for _ in range(min(len(waiting), MAX_PARSE_BATCH))]
                 parsed = await self._hass.async_add_executor_job(
                     parse_notifies, [(item.key.package, item.body) for item in batch], language
@@ -245,6 +262,22 @@ class NotifyBodies:
                         await asyncio.sleep(0)
         finally:
             self._working = False
+
+    async def _async_gather_burst(self) -> None:
+        """Wait until a burst's NOTIFYs stop coming (or for BURST_GATHER_MAX at most).
+
+        Until then the event loop only reads and answers them: state writes, and the recorder
+        thread's work on them, would slow each answer (every socket call gives up the GIL, and
+        takes it back only when the busy thread lets go), and the server retransmits the NOTIFYs
+        it gets no answer to within 500 ms.
+        """
+        waiting = self._waiting
+        deadline = self._hass.loop.time() + BURST_GATHER_MAX
+        while len(waiting) < MAX_PARSE_BATCH and self._hass.loop.time() < deadline:
+            count = len(waiting)
+            await asyncio.sleep(BURST_CALM)
+            if len(waiting) == count:
+                return
 
 
 @callback

@@ -21,7 +21,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.sip_profiles.buddies import parse_notify
+from custom_components.sip_profiles.buddies import parse_notifies, parse_notify
 from custom_components.sip_profiles.const import DOMAIN
 from custom_components.sip_profiles.coordinator import SipProfileCoordinator
 from custom_components.sip_profiles.sip.documents.pidf import MyPresence
@@ -399,3 +399,17 @@ async def test_busy_lamp_goes_idle_when_the_notifier_knows_no_dialog(
     # The documents that follow are numbered afresh or go on; either is taken.
     notified(dialog_info(carol, 3, "early", remote="sip:dave@sip.test"))
     assert state(hass, CAROL_LAMP) == "ringing"
+
+
+def test_a_body_repeated_in_a_batch_is_read_once_and_each_keeps_its_package() -> None:
+    online = pidf("sip:carol@sip.test", "open", "In the office").encode()
+    offline = pidf("sip:carol@sip.test", "closed").encode()
+    bodies = [("presence", online), ("presence", offline), ("presence", online), ("dialog", b"")]
+
+    parsed = parse_notifies(bodies, None)
+
+    assert parsed == [parse_notify(package, body, None) for package, body in bodies]
+    assert parsed[0] is parsed[2]
+    assert parsed[0] != parsed[1]
+    assert parsed[3] is not None
+    assert parsed[3] != parsed[0]

@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.const import CONF_PASSWORD, EVENT_HOMEASSISTANT_STOP, EVENT_STATE_CHANGED
@@ -207,6 +207,36 @@ async def test_a_burst_of_notifies_is_parsed_in_a_few_executor_jobs(
             await hass.async_add_executor_job(publish, missed)
         await wait_for(hass, lambda: not offline())
     assert jobs[0] <= BURST // 10, f"{jobs[0]} executor jobs for {BURST} NOTIFYs"
+
+
+class _AppliedAt:
+    """Stands in for a profile's subscriptions: when each parsed body was applied, in order."""
+
+    def __init__(self) -> None:
+        self.applied: list[tuple[float, SubscriptionKey]] = []
+
+    def apply(self, key: SubscriptionKey, parsed: object) -> None:
+        self.applied.append((time.monotonic(), key))
+
+
+async def test_a_burst_is_applied_once_its_notifies_stop_coming(hass: HomeAssistant) -> None:
+    queue = buddies.NotifyBodies(hass)
+    owner = _AppliedAt()
+    body = pidf("sip:carol@sip.test", "open").encode()
+    keys = [SubscriptionKey(f"sip:b{index}@sip.test", "presence") for index in range(40)]
+    # More bodies at once than a burst needs, then the rest a few milliseconds apart: the
+    # server is still sending, so nothing is applied (no state written) until it stops.
+    for key in keys[:25]:
+        queue.add(cast(buddies.ProfileSubscriptions, owner), key, body)
+    for key in keys[25:]:
+        await asyncio.sleep(buddies.BURST_CALM / 3)
+        queue.add(cast(buddies.ProfileSubscriptions, owner), key, body)
+    last_added = time.monotonic()
+
+    await wait_for(hass, lambda: len(owner.applied) == len(keys))
+
+    assert [key for _, key in owner.applied] == keys
+    assert owner.applied[0][0] >= last_added
 
 
 BUDDIES_PER_PROFILE = 10
