@@ -24,10 +24,10 @@ through the buddy subentry flow, then prints:
   with tcpdump run as root (scripts/bench installs it), when each answer was on the wire;
 - the stop: seconds until the process exited and until the last SIP request reached the server,
   errors logged, bindings left at the registrar;
-- the peer: Home Assistant stopped, the same accounts watch the same buddies through bare user
-  agents (the SIP core and its asyncio runner) in this process, and the same bursts are
-  measured again: what the server retransmits to them is what it retransmits however fast it
-  is answered.
+- the peer (over UDP only): Home Assistant stopped, the same accounts watch the same buddies
+  through bare user agents (the SIP core and its asyncio runner) in this process, and the same
+  bursts are measured again: what the server retransmits to them is what it retransmits however
+  fast it is answered.
 
 Each number is printed beside its target with "met" or "NOT met". Buddy j of profile i is
 ``b{(i + j) % profiles}``: each buddy is watched by ``buddies`` profiles. The run stops by itself
@@ -680,7 +680,8 @@ async def run(args: argparse.Namespace) -> None:
             lambda found: found.presence["online"] >= subscriptions, args.wait, "warm-up"
         )
         await asyncio.sleep(BURST_TAIL)
-        wire = await WireCapture.start(workdir / "burst.pcap", server.port)
+        if args.transport == "udp":  # over a stream, a packet is no message
+            wire = await WireCapture.start(workdir / "burst.pcap", server.port)
         notifies = await burst(
             hass, publisher, dump, report, subscriptions, args.wait, idle_cpu, args.bursts, wire
         )
@@ -703,17 +704,18 @@ async def run(args: argparse.Namespace) -> None:
         if errors:
             log("first error: " + errors[0][:1000])
 
-        # -- the same burst to the bare user agents, Home Assistant stopped
-        log("peer burst")
-        peer = await peer_burst(
-            server, report, profiles, buddies, args.wait, args.bursts, workdir / "peer.pcap"
-        )
-        if peer.again:
-            report.add(
-                "burst: NOTIFYs retransmitted, Home Assistant / peer",
-                notifies.again_percent / peer.again_percent,
-                "",
+        # -- the same bursts to the bare user agents (over UDP, where the server retransmits)
+        if args.transport == "udp":
+            log("peer burst")
+            peer = await peer_burst(
+                server, report, profiles, buddies, args.wait, args.bursts, workdir / "peer.pcap"
             )
+            if peer.again:
+                report.add(
+                    "burst: NOTIFYs retransmitted, Home Assistant / peer",
+                    notifies.again_percent / peer.again_percent,
+                    "",
+                )
         print(
             f"\nHome Assistant {version}, {profiles} profiles x {buddies} buddies,"
             f" recorder on, {args.transport.upper()}, Kamailio on loopback"
