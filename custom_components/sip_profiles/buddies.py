@@ -21,6 +21,7 @@ import asyncio
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -82,11 +83,12 @@ class Buddy:
     uri: SipUri
     watch: str
     """``presence`` or ``dialog``: the event package subscribed to."""
+    key: SubscriptionKey = field(init=False, repr=False, compare=False)
+    """The subscription that watches the buddy: made once, shared by every holder of the key
+    (the subscriptions, the entities, the repairs) rather than a copy of the URI for each."""
 
-    @property
-    def key(self) -> SubscriptionKey:
-        """The subscription that watches the buddy."""
-        return SubscriptionKey(str(self.uri), self.watch)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", SubscriptionKey(str(self.uri), self.watch))
 
 
 def buddies_of(entry: ConfigEntry) -> dict[str, Buddy]:
@@ -340,15 +342,17 @@ class ProfileSubscriptions:
     @callback
     def async_add_listener(self, key: SubscriptionKey, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
         """Call ``listener()`` whenever subscription ``key`` changes; returns its remover."""
-        listeners = self._listeners.setdefault(key, [])
-        listeners.append(listener)
+        self._listeners.setdefault(key, []).append(listener)
+        # A partial, not a closure: one of these is kept for every entity of every buddy.
+        return partial(self._drop_listener, key, listener)
 
-        def remove() -> None:
-            listeners.remove(listener)
-            if not listeners:
-                self._listeners.pop(key, None)
-
-        return remove
+    def _drop_listener(self, key: SubscriptionKey, listener: CALLBACK_TYPE) -> None:
+        listeners = self._listeners.get(key)
+        if listeners is None or listener not in listeners:
+            return
+        listeners.remove(listener)
+        if not listeners:
+            del self._listeners[key]
 
     # -- commands ------------------------------------------------------------------------------
 

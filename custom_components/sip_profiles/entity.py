@@ -22,14 +22,17 @@ class SipProfileEntity(CoordinatorEntity[SipProfileCoordinator]):
     def __init__(self, coordinator: SipProfileCoordinator, key: str) -> None:
         """Name the entity ``key`` on the profile's device."""
         super().__init__(coordinator)
-        entry = coordinator.config_entry
-        self._attr_unique_id = f"{entry.entry_id}_{key}"
-        aor = parse_address(entry.data[CONF_AOR])
-        self._attr_device_info = DeviceInfo(
+        self._attr_unique_id = f"{coordinator.config_entry.entry_id}_{key}"
+
+    @property
+    def device_info(self) -> DeviceInfo:
+        """The profile's device (made when asked: Home Assistant reads it once, when adding)."""
+        entry = self.coordinator.config_entry
+        return DeviceInfo(
             identifiers={(DOMAIN, entry.entry_id)},
             name=entry.title,
             # The service that hosts the account: what a user recognises it by.
-            manufacturer=aor.host,
+            manufacturer=parse_address(entry.data[CONF_AOR]).host,
             model="SIP account",
             configuration_url=None,
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from homeassistant.components.notify import NotifyEntity, NotifyEntityDescription
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .buddies import Buddy
@@ -46,11 +47,15 @@ class SipBuddyNotify(NotifyEntity):
     def __init__(self, coordinator: SipProfileCoordinator, buddy: Buddy) -> None:
         """Create the notify entity of ``buddy``."""
         self.coordinator = coordinator
-        self._uri = buddy.uri
+        self._buddy = buddy
         self._attr_unique_id = f"{buddy.subentry_id}_{MESSAGE.key}"
-        self._attr_device_info = buddy_device_info(coordinator, buddy)
+
+    @property
+    def device_info(self) -> DeviceInfo:
+        """The buddy's device (made when asked: Home Assistant reads it once, when adding)."""
+        return buddy_device_info(self.coordinator, self._buddy)
 
     async def async_send_message(self, message: str, title: str | None = None) -> None:
         """Send ``message`` (after ``title``); HomeAssistantError when it is not delivered."""
         text = f"{title}\n{message}" if title else message
-        await self.coordinator.line.async_send_message(self._uri, text)
+        await self.coordinator.line.async_send_message(self._buddy.uri, text)

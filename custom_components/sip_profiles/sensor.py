@@ -394,9 +394,14 @@ class SipBuddySensor(ChangedStateEntity, SensorEntity):
         """Create the sensor ``description`` describes for ``buddy``."""
         self.coordinator = coordinator
         self.entity_description = description
+        self._buddy = buddy
         self._key = buddy.key
         self._attr_unique_id = f"{buddy.subentry_id}_{description.key}"
-        self._attr_device_info = buddy_device_info(coordinator, buddy)
+
+    @property
+    def device_info(self) -> DeviceInfo:
+        """The buddy's device (made when asked: Home Assistant reads it once, when adding)."""
+        return buddy_device_info(self.coordinator, self._buddy)
 
     async def async_added_to_hass(self) -> None:
         """Follow the buddy's subscription."""

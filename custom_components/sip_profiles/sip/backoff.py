@@ -19,6 +19,11 @@ class BackoffPolicy:
     jitter: float = 0.5
 
 
+_JITTER = random.Random()
+"""The jitter of every backoff not given its own generator: a ``random.Random`` holds 2.5 KB of
+state, too much to keep one per retrying client when a Home Assistant runs hundreds of them."""
+
+
 class Backoff:
     """Counts consecutive failures and answers how long to wait before the next try."""
 
@@ -27,7 +32,7 @@ class Backoff:
     ) -> None:
         """Start with no failures; ``rng`` makes the jitter reproducible in tests."""
         self.policy = policy or BackoffPolicy()
-        self._rng = rng or random.Random()
+        self._rng = rng or _JITTER
         self.failures = 0
 
     def next_delay(self) -> float:
