@@ -244,11 +244,9 @@ class SipDump:
         answered: dict[tuple[str, str], float] = {}
         first_answer_read = float("inf")
         for tag, when, message in self.messages(since, until):
-            call_id = re.search(r"^(?:Call-ID|i):\s*(\S+)", message, re.MULTILINE | re.IGNORECASE)
-            cseq = re.search(r"^CSeq:\s*(\d+)\s+NOTIFY", message, re.MULTILINE | re.IGNORECASE)
-            if call_id is None or cseq is None:
+            key = notify_key(message)
+            if key is None:
                 continue
-            key = (call_id.group(1), cseq.group(1))
             if tag == "snd" and message.startswith("NOTIFY "):
                 sends[key] += 1
                 first_sent.setdefault(key, when)
@@ -338,23 +336,31 @@ class WireCapture:
         await asyncio.sleep(CAPTURE_FLUSH)
         self.end()
         await self.process.wait()
-        first_sent: dict[tuple[bytes, bytes], float] = {}
+        first_sent: dict[tuple[str, str], float] = {}
         delays: list[float] = []
         for when, payload in udp_payloads(self.path.read_bytes()):
-            call_id = SIP_CALL_ID.search(payload)
-            cseq = SIP_NOTIFY_CSEQ.search(payload)
-            if call_id is None or cseq is None:
+            message = payload.decode("latin-1")
+            key = notify_key(message)
+            if key is None:
                 continue
-            key = (call_id.group(1), cseq.group(1))
-            if payload.startswith(b"NOTIFY "):
+            if message.startswith("NOTIFY "):
                 first_sent.setdefault(key, when)
-            elif payload.startswith(b"SIP/2.0 ") and key in first_sent:
+            elif message.startswith("SIP/2.0 ") and key in first_sent:
                 delays.append(when - first_sent.pop(key))
         return delays
 
 
-SIP_CALL_ID = re.compile(rb"^(?:Call-ID|i)[ \t]*:[ \t]*(\S+)", re.MULTILINE | re.IGNORECASE)
-SIP_NOTIFY_CSEQ = re.compile(rb"^CSeq[ \t]*:[ \t]*(\d+)[ \t]+NOTIFY", re.MULTILINE | re.IGNORECASE)
+SIP_CALL_ID = re.compile(r"^(?:Call-ID|i)[ \t]*:[ \t]*(\S+)", re.MULTILINE | re.IGNORECASE)
+SIP_NOTIFY_CSEQ = re.compile(r"^CSeq[ \t]*:[ \t]*(\d+)[ \t]+NOTIFY", re.MULTILINE | re.IGNORECASE)
+
+
+def notify_key(message: str) -> tuple[str, str] | None:
+    """(Call-ID, CSeq number) of a NOTIFY or of an answer to one; None for anything else."""
+    call_id = SIP_CALL_ID.search(message)
+    cseq = SIP_NOTIFY_CSEQ.search(message)
+    if call_id is None or cseq is None:
+        return None
+    return call_id.group(1), cseq.group(1)
 
 
 def udp_payloads(pcap: bytes) -> Iterator[tuple[float, bytes]]:
