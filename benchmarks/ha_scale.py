@@ -12,7 +12,8 @@ through the buddy subentry flow, then prints:
 - idle, from 32 s after the restart calmed down (when its last transactions have ended): Home
   Assistant's CPU (beside the bare Home Assistant's, measured the same way before the profiles
   were made) and the state writes per minute; its resident memory per buddy over
-  the bare Home Assistant;
+  the bare Home Assistant (both with jemalloc preloaded, as Home Assistant's container and OS
+  run it; ``--allocator glibc`` as a Core install in a virtualenv does);
 - bursts (``--bursts``, 3 by default, one after another): a publisher process PUBLISHes a new
   presence for every buddy at once, so the server NOTIFYs every watcher (profiles x buddies
   NOTIFYs). Over all bursts: PUBLISH->state latency (the publisher's send time travels in the
@@ -42,6 +43,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 import contextlib
+import ctypes.util
 from dataclasses import dataclass, field
 import datetime
 import functools
@@ -93,6 +95,9 @@ CAPTURE_FLUSH = 2.0
 """Seconds libpcap may hold captured packets in the kernel's ring before tcpdump sees them."""
 SERVER_T1 = 0.5
 """The server's first retransmission of an unanswered NOTIFY over UDP (T1, RFC 3261 17.1.2.2)."""
+JEMALLOC_CONF = "background_thread:true,metadata_thp:auto,dirty_decay_ms:20000,muzzy_decay_ms:20000"
+"""The MALLOC_CONF of Home Assistant's container image (and so of Home Assistant OS), which
+preloads jemalloc; a Core install in a virtualenv runs on glibc's malloc."""
 
 
 def profile_user(index: int) -> str:
@@ -622,9 +627,10 @@ async def run(args: argparse.Namespace) -> None:
             ),
             python=python,
         )
-        hass = Hass(HassProcess(config, port, python=python))
+        hass = Hass(HassProcess(config, port, python=python, env=allocator_env(args.allocator)))
         version = hass.process.version()
-        log(f"Home Assistant {version} in {workdir}; Kamailio on {server.address('udp')}")
+        log(f"Home Assistant {version} on {args.allocator}'s malloc in {workdir};"
+            f" Kamailio on {server.address('udp')}")  # fmt: skip
 
         await hass.start()
         await asyncio.sleep(SETTLE)
@@ -676,7 +682,11 @@ async def run(args: argparse.Namespace) -> None:
         report.add("idle: state writes", idle_writes, "/min", 0, digits=1)
         rss_per_buddy = (idle_sample_end.rss_bytes - bare.rss_bytes) / subscriptions
         report.add(
-            "RSS per buddy over a bare Home Assistant", rss_per_buddy / 1000, "KB", 60, digits=1
+            f"RSS per buddy over a bare Home Assistant ({args.allocator} malloc)",
+            rss_per_buddy / 1000,
+            "KB",
+            60,
+            digits=1,
         )
 
         # -- burst
@@ -955,6 +965,16 @@ async def peer_burst(
     return notifies
 
 
+def allocator_env(allocator: str) -> dict[str, str]:
+    """The environment that makes Home Assistant allocate with ``allocator``."""
+    if allocator == "glibc":
+        return {}
+    library = ctypes.util.find_library("jemalloc")
+    if library is None:
+        raise SystemExit("jemalloc not found: install libjemalloc2, or pass --allocator glibc")
+    return {"LD_PRELOAD": library, "MALLOC_CONF": JEMALLOC_CONF}
+
+
 def hass_python() -> str:
     """The newest release's interpreter (scripts/setup-hass makes its virtualenv if missing)."""
     if found := os.environ.get("SIP_PROFILES_HASS_PYTHON"):
@@ -985,6 +1005,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--deadline", type=float, default=2400, help="seconds the run may take")
     parser.add_argument("--hass-python", help="the Home Assistant's interpreter")
     parser.add_argument("--keep", action="store_true", help="keep the config dir and logs")
+    parser.add_argument(
+        "--allocator",
+        choices=("jemalloc", "glibc"),
+        default="jemalloc",
+        help="Home Assistant's malloc: jemalloc as its container and OS run it, or glibc's"
+        " as a Core install in a virtualenv does",
+    )
     args = parser.parse_args(argv)
     if args.buddies > args.profiles:
         parser.error("--buddies must not exceed --profiles (buddy j of profile i is b(i+j))")

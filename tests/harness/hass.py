@@ -173,11 +173,17 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
-def start_process(command: list[str], output: Path, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
-    """Start command in its own process group, output appended to output; it dies with us."""
+def start_process(
+    command: list[str], output: Path, cwd: Path = ROOT, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start command in its own process group, output appended to output; it dies with us.
+
+    ``env`` is added to this process's environment.
+    """
     with output.open("ab") as out:
         return subprocess.Popen(
             command,
+            env=None if env is None else {**os.environ, **env},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -274,10 +280,18 @@ def sample_process(pid: int) -> ProcessSample:
 class HassProcess:
     """``hass -c config`` from the virtualenv of python, on loopback."""
 
-    def __init__(self, config: Path, port: int, *, python: Path | None = None) -> None:
-        """Prepare (not start); python is the Home Assistant's interpreter."""
+    def __init__(
+        self,
+        config: Path,
+        port: int,
+        *,
+        python: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Prepare (not start); python is the Home Assistant's interpreter, env added to ours."""
         self.config = config
         self.python = python or Path(sys.executable)
+        self.env = env
         self.base = f"http://{HTTP_HOST}:{port}"
         self.log_file = config / "home-assistant.log"
         self.output = config / "hass.out"
@@ -307,7 +321,8 @@ class HassProcess:
     def start(self, *args: str) -> None:
         """Launch; args go to hass (e.g. ``--skip-pip``)."""
         hass = self.python.with_name("hass")
-        self.process = start_process([str(hass), "-c", str(self.config), *args], self.output)
+        command = [str(hass), "-c", str(self.config), *args]
+        self.process = start_process(command, self.output, env=self.env)
 
     def wait_for_http(self, timeout: float) -> bool:
         """Wait until the frontend is served (``/`` and ``/manifest.json`` answer 200)."""
