@@ -20,7 +20,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import SipProfileConfigEntry, SipProfileCoordinator
-from .entity import SipProfileEntity
+from .entity import SipLineEntity, SipProfileEntity
 from .line import call_attributes
 from .sip.registration import RegistrationState
 
@@ -66,21 +66,10 @@ class SipProfileRegisteredSensor(SipProfileEntity, BinarySensorEntity):
 RINGING = BinarySensorEntityDescription(key="ringing", translation_key="ringing")
 
 
-class SipProfileRingingSensor(SipProfileEntity, BinarySensorEntity):
+class SipProfileRingingSensor(SipLineEntity, BinarySensorEntity):
     """On while a call to the profile rings (available while calls are shown)."""
 
     entity_description = RINGING
-
-    def __init__(self, coordinator: SipProfileCoordinator) -> None:
-        """Create the ringing sensor."""
-        super().__init__(coordinator, RINGING.key)
-
-    async def async_added_to_hass(self) -> None:
-        """Follow the calls."""
-        await super().async_added_to_hass()
-        self.async_on_remove(
-            self.coordinator.line.async_add_state_listener(self.async_write_ha_state)
-        )
 
     @property
     def available(self) -> bool:

@@ -65,6 +65,21 @@ class ChangedStateEntity(Entity):
             self.async_write_ha_state()
 
 
+class SipLineEntity(SipProfileEntity, ChangedStateEntity):
+    """An entity of the profile's line (ringing calls, voicemail), named by its description."""
+
+    def __init__(self, coordinator: SipProfileCoordinator) -> None:
+        """Create the entity that ``entity_description`` describes."""
+        super().__init__(coordinator, self.entity_description.key)
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the line: each change is written where it changes what the entity shows."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.line.async_add_state_listener(self.async_write_state_if_changed)
+        )
+
+
 def present(**attributes: Any) -> dict[str, Any]:
     """The attributes that have a value: one that is not known is left out, not shown empty."""
     return {name: value for name, value in attributes.items() if value is not None}

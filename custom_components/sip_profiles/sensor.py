@@ -27,7 +27,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .buddies import Buddy, Watched
 from .const import DOMAIN, WATCH_DIALOG
 from .coordinator import ProfileData, SipProfileConfigEntry, SipProfileCoordinator
-from .entity import ChangedStateEntity, SipProfileEntity, present
+from .entity import ChangedStateEntity, SipLineEntity, SipProfileEntity, present
 from .line import summary_attributes
 from .sip.client import FailureReason
 from .sip.documents import LampState, PresenceState
@@ -217,21 +217,10 @@ VOICEMAIL_SUBSCRIPTION = SensorEntityDescription(
 )
 
 
-class SipVoicemailSensor(SipProfileEntity, SensorEntity):
+class SipVoicemailSensor(SipLineEntity, SensorEntity):
     """New voicemail messages; unknown until the server said how many."""
 
     entity_description = VOICEMAIL
-
-    def __init__(self, coordinator: SipProfileCoordinator) -> None:
-        """Create the voicemail sensor."""
-        super().__init__(coordinator, VOICEMAIL.key)
-
-    async def async_added_to_hass(self) -> None:
-        """Follow the message summaries."""
-        await super().async_added_to_hass()
-        self.async_on_remove(
-            self.coordinator.line.async_add_state_listener(self.async_write_ha_state)
-        )
 
     @property
     def native_value(self) -> int | None:
@@ -246,21 +235,10 @@ class SipVoicemailSensor(SipProfileEntity, SensorEntity):
         return summary_attributes(summary) if summary is not None else None
 
 
-class SipVoicemailSubscriptionSensor(SipProfileEntity, SensorEntity):
+class SipVoicemailSubscriptionSensor(SipLineEntity, SensorEntity):
     """The message-summary subscription: ``not_offered`` where the server has no mailbox."""
 
     entity_description = VOICEMAIL_SUBSCRIPTION
-
-    def __init__(self, coordinator: SipProfileCoordinator) -> None:
-        """Create the diagnostic sensor of the voicemail subscription."""
-        super().__init__(coordinator, VOICEMAIL_SUBSCRIPTION.key)
-
-    async def async_added_to_hass(self) -> None:
-        """Follow the subscription."""
-        await super().async_added_to_hass()
-        self.async_on_remove(
-            self.coordinator.line.async_add_state_listener(self.async_write_ha_state)
-        )
 
     @property
     def native_value(self) -> str:

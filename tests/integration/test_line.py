@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 import logging
 from typing import Any
 
-from homeassistant.const import ATTR_CONFIG_ENTRY_ID, STATE_OFF, STATE_ON, STATE_UNAVAILABLE
-from homeassistant.core import HomeAssistant
+from homeassistant.const import (
+    ATTR_CONFIG_ENTRY_ID,
+    EVENT_STATE_REPORTED,
+    STATE_OFF,
+    STATE_ON,
+    STATE_UNAVAILABLE,
+)
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import pytest
@@ -78,6 +84,17 @@ async def test_ringing_call_is_shown_and_declined_with_603(
     entry = line_entry(profile_data, **{CONF_SHOW_CALLS: True})
     await setup_entry(hass, entry)
     assert state(hass, RINGING) == STATE_OFF
+    rewritten: list[str] = []
+
+    @callback
+    def of_voicemail(event_data: Mapping[str, Any]) -> bool:
+        return event_data["entity_id"] in (VOICEMAIL, VOICEMAIL_SUBSCRIPTION)
+
+    @callback
+    def record_unchanged_write(event: Event[Any]) -> None:
+        rewritten.append(event.data["entity_id"])
+
+    hass.bus.async_listen(EVENT_STATE_REPORTED, record_unchanged_write, event_filter=of_voicemail)
     async with open_peer() as peer:
         call = Call(peer, kamailio_clean, "alice")
         call.invite()
@@ -101,6 +118,8 @@ async def test_ringing_call_is_shown_and_declined_with_603(
     await wait_for(hass, lambda: state(hass, RINGING) == STATE_OFF)
     declined = attributes(hass, CALLS)
     assert (declined["event_type"], declined["call_id"]) == ("declined", call.call_id)
+    # The call changed what the ringing sensor shows, and nothing the voicemail sensors show.
+    assert rewritten == []
     with pytest.raises(ServiceValidationError) as raised:
         await hass.services.async_call(
             DOMAIN, "decline_call", {ATTR_CONFIG_ENTRY_ID: entry.entry_id}, blocking=True
