@@ -276,7 +276,7 @@ def _same(first: Message, second: Message) -> bool:
         start = (first.status, first.reason) == (second.status, second.reason)
     else:
         return False
-    first_headers, second_headers = first.headers.copy(), second.headers.copy()
+    first_headers, second_headers = Headers(first.headers), Headers(second.headers)
     first_headers.remove("Content-Length")
     second_headers.remove("Content-Length")
     return start and first_headers == second_headers and first.body == second.body

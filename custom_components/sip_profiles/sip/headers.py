@@ -543,12 +543,6 @@ class Headers:
         self._typed[name] = value
         return value
 
-    def copy(self) -> Headers:
-        """An independent copy of the fields."""
-        clone = Headers()
-        clone._fields = list(self._fields)
-        return clone
-
     def __contains__(self, name: object) -> bool:
         """Whether a field called ``name`` is present."""
         return isinstance(name, str) and header_key(name) in self._lookup()
@@ -591,7 +585,13 @@ class Headers:
         if self._index is None:
             index: dict[str, list[str]] = {}
             for key, _, value in self._fields:
-                index.setdefault(key, []).append(value)
+                # [value], not setdefault(key, []).append(value): a list grown from empty keeps
+                # room for four, and the index of every message a transaction holds adds up.
+                values = index.get(key)
+                if values is None:
+                    index[key] = [value]
+                else:
+                    values.append(value)
             self._index = index
         return self._index
 
