@@ -952,6 +952,8 @@ async def peer_burst(
             await publisher.publish(BURSTS[index % len(BURSTS)][0])
             await notified(since)
             await asyncio.sleep(BURST_TAIL)
+            once = dump.notifies(since, time.time())
+            log(f"peer burst {index + 1}: {once.again_percent:.1f} % retransmitted")
         notifies = dump.notifies(started, time.time())
     finally:
         if wire is not None:
