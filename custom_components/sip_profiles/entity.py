@@ -9,7 +9,8 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .const import CONF_AOR, DOMAIN
+from .buddies import Buddy
+from .const import CONF_AOR, DOMAIN, WATCH_DIALOG
 from .coordinator import SipProfileCoordinator
 from .profile import parse_address
 
@@ -36,6 +37,34 @@ class SipProfileEntity(CoordinatorEntity[SipProfileCoordinator]):
             model="SIP account",
             configuration_url=None,
         )
+
+
+class SipBuddyEntity(Entity):
+    """An entity of a buddy's device, which is reached through the profile's device."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, coordinator: SipProfileCoordinator, buddy: Buddy, key: str) -> None:
+        """Name the entity ``key`` on ``buddy``'s device."""
+        self.coordinator = coordinator
+        self._buddy = buddy
+        self._attr_unique_id = f"{buddy.subentry_id}_{key}"
+
+    @property
+    def device_info(self) -> DeviceInfo:
+        """The buddy's device (made when asked: Home Assistant reads it once, when adding)."""
+        buddy = self._buddy
+        info = DeviceInfo(
+            identifiers={(DOMAIN, buddy.subentry_id)},
+            name=buddy.name,
+            manufacturer=buddy.uri.host,
+            model="Busy lamp" if buddy.watch == WATCH_DIALOG else "Presence",
+            model_id=str(buddy.uri),
+        )
+        if self.coordinator.device_id is not None:
+            info["via_device_id"] = self.coordinator.device_id
+        return info
 
 
 class ChangedStateEntity(Entity):

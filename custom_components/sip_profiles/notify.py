@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from homeassistant.components.notify import NotifyEntity, NotifyEntityDescription
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .buddies import Buddy
 from .coordinator import SipProfileConfigEntry, SipProfileCoordinator
-from .sensor import buddy_device_info
+from .entity import SipBuddyEntity
 
 PARALLEL_UPDATES = 0
 
@@ -37,23 +36,14 @@ async def async_setup_entry(
     entry.async_on_unload(coordinator.async_add_buddy_listener(add_buddies))
 
 
-class SipBuddyNotify(NotifyEntity):
+class SipBuddyNotify(SipBuddyEntity, NotifyEntity):
     """Sends a text message to a buddy."""
 
-    _attr_has_entity_name = True
-    _attr_should_poll = False
     entity_description = MESSAGE
 
     def __init__(self, coordinator: SipProfileCoordinator, buddy: Buddy) -> None:
         """Create the notify entity of ``buddy``."""
-        self.coordinator = coordinator
-        self._buddy = buddy
-        self._attr_unique_id = f"{buddy.subentry_id}_{MESSAGE.key}"
-
-    @property
-    def device_info(self) -> DeviceInfo:
-        """The buddy's device (made when asked: Home Assistant reads it once, when adding)."""
-        return buddy_device_info(self.coordinator, self._buddy)
+        super().__init__(coordinator, buddy, MESSAGE.key)
 
     async def async_send_message(self, message: str, title: str | None = None) -> None:
         """Send ``message`` (after ``title``); HomeAssistantError when it is not delivered."""

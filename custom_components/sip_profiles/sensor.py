@@ -21,13 +21,18 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .buddies import Buddy, Watched
-from .const import DOMAIN, WATCH_DIALOG
+from .const import WATCH_DIALOG
 from .coordinator import ProfileData, SipProfileConfigEntry, SipProfileCoordinator
-from .entity import ChangedStateEntity, SipLineEntity, SipProfileEntity, present
+from .entity import (
+    ChangedStateEntity,
+    SipBuddyEntity,
+    SipLineEntity,
+    SipProfileEntity,
+    present,
+)
 from .line import summary_attributes
 from .sip.client import FailureReason
 from .sip.documents import LampState, PresenceState
@@ -333,20 +338,6 @@ SUBSCRIPTION = BuddySensorEntityDescription(
 )
 
 
-def buddy_device_info(coordinator: SipProfileCoordinator, buddy: Buddy) -> DeviceInfo:
-    """A device per buddy, reached through the profile's device."""
-    info = DeviceInfo(
-        identifiers={(DOMAIN, buddy.subentry_id)},
-        name=buddy.name,
-        manufacturer=buddy.uri.host,
-        model="Busy lamp" if buddy.watch == WATCH_DIALOG else "Presence",
-        model_id=str(buddy.uri),
-    )
-    if coordinator.device_id is not None:
-        info["via_device_id"] = coordinator.device_id
-    return info
-
-
 def buddy_sensors(coordinator: SipProfileCoordinator, buddy: Buddy) -> list[SipBuddySensor]:
     """The sensors of one buddy: what is watched, and the subscription that watches it."""
     main = BUSY_LAMP if buddy.watch == WATCH_DIALOG else BUDDY_PRESENCE
@@ -356,11 +347,9 @@ def buddy_sensors(coordinator: SipProfileCoordinator, buddy: Buddy) -> list[SipB
     ]
 
 
-class SipBuddySensor(ChangedStateEntity, SensorEntity):
+class SipBuddySensor(SipBuddyEntity, ChangedStateEntity, SensorEntity):
     """A sensor of a buddy's device, pushed by the buddy's subscription."""
 
-    _attr_has_entity_name = True
-    _attr_should_poll = False
     entity_description: BuddySensorEntityDescription
 
     def __init__(
@@ -370,29 +359,21 @@ class SipBuddySensor(ChangedStateEntity, SensorEntity):
         description: BuddySensorEntityDescription,
     ) -> None:
         """Create the sensor ``description`` describes for ``buddy``."""
-        self.coordinator = coordinator
+        super().__init__(coordinator, buddy, description.key)
         self.entity_description = description
-        self._buddy = buddy
-        self._key = buddy.key
-        self._attr_unique_id = f"{buddy.subentry_id}_{description.key}"
-
-    @property
-    def device_info(self) -> DeviceInfo:
-        """The buddy's device (made when asked: Home Assistant reads it once, when adding)."""
-        return buddy_device_info(self.coordinator, self._buddy)
 
     async def async_added_to_hass(self) -> None:
         """Follow the buddy's subscription."""
         await super().async_added_to_hass()
         self.async_on_remove(
             self.coordinator.subscriptions.async_add_listener(
-                self._key, self.async_write_state_if_changed
+                self._buddy.key, self.async_write_state_if_changed
             )
         )
 
     @property
     def _watched(self) -> Watched:
-        return self.coordinator.subscriptions.watched(self._key)
+        return self.coordinator.subscriptions.watched(self._buddy.key)
 
     @property
     def available(self) -> bool:
